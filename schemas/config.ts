@@ -1,0 +1,101 @@
+/**
+ * The one configuration module. Settings come from the environment, CLI flags override
+ * them (by the same name, e.g. --data-dir for DATA_DIR), and the result is parsed once at
+ * start. A bad value stops the process with a message naming the setting.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+
+export const ROLES = ['all', 'ingest', 'worker', 'api'] as const;
+export type ProcessRole = (typeof ROLES)[number];
+
+export const KEY_ROLES = ['producer', 'billing', 'planner', 'datascience', 'privacy'] as const;
+export type KeyRole = (typeof KEY_ROLES)[number];
+
+export interface ApiKey {
+  role: KeyRole;
+  /** Public name of the key: the only thing logs and the audit trail ever show. */
+  id: string;
+  secret: string;
+}
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const apiKeysSchema = z
+  .string()
+  .transform((raw, ctx): ApiKey[] => {
+    const keys: ApiKey[] = [];
+    for (const entry of raw.split(',').map((e) => e.trim()).filter(Boolean)) {
+      const [role, id, ...rest] = entry.split(':');
+      const secret = rest.join(':');
+      if (!KEY_ROLES.includes(role as KeyRole) || !id || secret.length < 16) {
+        ctx.addIssue({
+          code: 'custom',
+          // Never echo the entry: it holds a secret.
+          message: `each entry must be role:id:secret with role one of ${KEY_ROLES.join('|')} and a secret of at least 16 characters`,
+        });
+        return z.NEVER;
+      }
+      keys.push({ role: role as KeyRole, id, secret });
+    }
+    return keys;
+  })
+  .optional();
+
+/** Every setting, by its environment name. Defaults are what a single-machine user wants. */
+export const configSchema = z.object({
+  DATA_DIR: z.string().min(1).default('./.data'),
+  CLICKHOUSE_URL: z.url().optional(),
+  CLICKHOUSE_USER: z.string().default('default'),
+  CLICKHOUSE_PASSWORD: z.string().default(''),
+  REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
+  KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_{}-]{1,64}$/, 'letters, digits, _ - { } only (braces make a Redis Cluster hash tag)')
+    .default('um'),
+  ROLE: z.enum(ROLES).default('all'),
+  HOST: z.string().default('127.0.0.1'),
+  PORT: int(0, 65535).default(8080),
+  API_KEYS: apiKeysSchema,
+  MAX_BODY_BYTES: int(1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  MAX_BATCH_ITEMS: int(1, 100_000).default(10_000),
+  /** Back-pressure: above this many waiting batch jobs ingest answers 503. */
+  MAX_QUEUED_BATCHES: int(1, 1_000_000).default(2_000),
+  K_ANONYMITY: int(2, 1000).default(10),
+  ANALYTICS_ATTRIBUTES: z
+    .string()
+    .default('instance_type,plan,zone')
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
+  WORKER_CONCURRENCY: int(1, 64).default(4),
+  ROLLUP_INTERVAL_MS: int(50, 3_600_000).default(1000),
+  /** How long a batch job may hold its lock before it counts as stalled and is retried. */
+  JOB_LOCK_MS: int(1000, 600_000).default(30_000),
+  JOB_ATTEMPTS: int(1, 1000).default(10),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = Omit<z.output<typeof configSchema>, 'API_KEYS'> & { API_KEYS: ApiKey[] | undefined };
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads only the settings this module knows; everything else in the environment is ignored. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, string | undefined> = {}): Config {
+  const input: Record<string, string | undefined> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = overrides[key] ?? env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${String(i.path[0] ?? '?')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return { ...parsed.data, DATA_DIR: path.resolve(parsed.data.DATA_DIR) };
+}
+
+/** `--data-dir` → `DATA_DIR`: flags and variables share one name space. */
+export function flagToSetting(flag: string): string {
+  return flag.replace(/^--/, '').replace(/-/g, '_').toUpperCase();
+}

@@ -1,0 +1,46 @@
+/**
+ * The message flow in one place: queue names, each job's payload schema, and the Redis keys
+ * that ingest and workers share. ingest/ produces these, workers/ consumes them.
+ */
+import { z } from 'zod';
+
+export const QUEUE_NAMES = {
+  /** One job per accepted HTTP batch: write its raw billing rows. */
+  batches: 'batches',
+} as const;
+
+export const batchJobSchema = z.object({
+  batchId: z.uuid(),
+  /** Acceptance order: with the item index it decides which duplicate is "first". */
+  batchSeq: z.number().int().nonnegative(),
+  acceptedAtMs: z.number().int(),
+  /** The raw rows, pre-serialized as NDJSON: the worker inserts them without re-encoding. */
+  rows: z.string().min(1),
+  rowCount: z.number().int().positive(),
+  /** Usage hours (epoch seconds) the batch touches: the rollups they make dirty. */
+  hours: z.array(z.number().int()).min(1),
+  /** Accounts in the batch, so erasure can find queued jobs without decoding rows. */
+  accounts: z.array(z.string()).min(1),
+});
+export type BatchJob = z.infer<typeof batchJobSchema>;
+
+export interface JobPayloads {
+  [QUEUE_NAMES.batches]: BatchJob;
+}
+
+/** Every Redis key the product owns, under the configured prefix. */
+export function redisKeys(prefix: string) {
+  return {
+    /** BullMQ's own prefix: queues live under `${prefix}:bull:<queue>:…`. */
+    bullPrefix: `${prefix}:bull`,
+    /** INCR counter: the acceptance sequence of batches. */
+    batchSeq: `${prefix}:batch-seq`,
+    /** ZSET batchId → earliest usage hour: acknowledged batches not yet in ClickHouse. */
+    inflight: `${prefix}:inflight`,
+    /** HASH hour → generation: hours whose aggregates must be recomputed. */
+    dirtyHours: `${prefix}:dirty-hours`,
+    /** Lock held by the worker recomputing one hour. */
+    rollupLock: (hour: number) => `${prefix}:rollup-lock:${hour}`,
+  };
+}
+export type RedisKeys = ReturnType<typeof redisKeys>;

@@ -1,0 +1,192 @@
+/**
+ * The v1 wire format (DESIGN.md, "Wire format"): one measurement of one resource over one
+ * window. Everything a producer sends passes through `parseSample`, which either returns a
+ * normalized sample whose value is an exact decimal string, or a list of precise errors.
+ */
+import { z } from 'zod';
+
+export const RESOURCE_TYPES = ['vm', 'volume', 'database', 'bucket', 'load_balancer', 'network'] as const;
+export const METRICS = ['cpu', 'memory', 'storage', 'bandwidth_in', 'bandwidth_out'] as const;
+export type ResourceType = (typeof RESOURCE_TYPES)[number];
+export type Metric = (typeof METRICS)[number];
+
+/** Gauges are billed as value × interval_s (byte-seconds); the others are already totals. */
+export const GAUGE_METRICS: ReadonlySet<Metric> = new Set(['memory', 'storage']);
+
+export const LIMITS = {
+  idLength: 128,
+  accountIdLength: 128,
+  resourceIdLength: 256,
+  regionLength: 64,
+  attributeCount: 16,
+  attributeKeyLength: 64,
+  attributeValueLength: 256,
+  maxIntervalS: 3600,
+  /** How far in the future a window may end: producers' clocks drift, but not by hours. */
+  maxFutureMs: 5 * 60 * 1000,
+  /** Earliest accepted window end; anything before is a producer bug, not usage. */
+  minTsMs: Date.UTC(2000, 0, 1),
+  /**
+   * Largest cpu value: 9 integer digits + 6 decimals = 15 significant digits, which a
+   * float64 always round-trips, so the decimal the producer wrote is recovered exactly.
+   */
+  maxCpuValue: 999_999_999.999999,
+  /** Byte values must be integers a float64 holds exactly (JSON numbers are float64). */
+  maxByteValue: Number.MAX_SAFE_INTEGER,
+} as const;
+
+/** The wire format as a reader sees it: this interface is the contract. */
+export interface SampleInput {
+  id: string;
+  account_id: string;
+  resource_id: string;
+  resource_type: ResourceType;
+  region: string;
+  metric: Metric;
+  value: number;
+  ts: string | number;
+  interval_s: number;
+  attributes?: Record<string, string>;
+}
+
+// Printable text only: control characters in ids break CSV exports and log lines.
+const PRINTABLE = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+$/u;
+
+const idString = (label: string, max: number) =>
+  z
+    .string({ error: `${label} must be a string` })
+    .min(1, `${label} must not be empty`)
+    .max(max, `${label} must be at most ${max} characters`)
+    .regex(PRINTABLE, `${label} must not contain control characters`);
+
+const tsSchema = z.union(
+  [
+    z.iso.datetime({ offset: true, error: 'ts must be an RFC 3339 timestamp with a time zone' }),
+    z.number().int('ts as a number must be whole epoch milliseconds'),
+  ],
+  { error: 'ts must be an RFC 3339 string or epoch milliseconds' },
+);
+
+export const sampleInputSchema = z
+  .object({
+    id: idString('id', LIMITS.idLength),
+    account_id: idString('account_id', LIMITS.accountIdLength),
+    resource_id: idString('resource_id', LIMITS.resourceIdLength),
+    resource_type: z.enum(RESOURCE_TYPES, { error: `resource_type must be one of ${RESOURCE_TYPES.join(', ')}` }),
+    region: z
+      .string({ error: 'region must be a string' })
+      .max(LIMITS.regionLength, `region must be at most ${LIMITS.regionLength} characters`)
+      .regex(/^[a-z0-9][a-z0-9-]*$/, 'region must be lower-case letters, digits and dashes, e.g. eu-west-1'),
+    metric: z.enum(METRICS, { error: `metric must be one of ${METRICS.join(', ')}` }),
+    value: z
+      .number({ error: 'value must be a number' })
+      .refine(Number.isFinite, 'value must be finite')
+      .refine((v) => v >= 0, 'value must not be negative'),
+    ts: tsSchema,
+    interval_s: z
+      .number({ error: 'interval_s must be a number' })
+      .int('interval_s must be a whole number of seconds')
+      .min(1, 'interval_s must be at least 1')
+      .max(LIMITS.maxIntervalS, `interval_s must be at most ${LIMITS.maxIntervalS}`),
+    attributes: z
+      .record(
+        z
+          .string()
+          .max(LIMITS.attributeKeyLength, `attribute names must be at most ${LIMITS.attributeKeyLength} characters`)
+          .regex(/^[a-z_][a-z0-9_]*$/, 'attribute names must be snake_case'),
+        z
+          .string({ error: 'attribute values must be strings' })
+          .max(LIMITS.attributeValueLength, `attribute values must be at most ${LIMITS.attributeValueLength} characters`)
+          .regex(PRINTABLE, 'attribute values must not contain control characters'),
+      )
+      .refine((a) => Object.keys(a).length <= LIMITS.attributeCount, `at most ${LIMITS.attributeCount} attributes`)
+      .optional(),
+  })
+  .strict('unknown field') satisfies z.ZodType<SampleInput>;
+
+/** A validated sample, ready for storage: `value` is an exact decimal string. */
+export interface NormalizedSample {
+  id: string;
+  account_id: string;
+  resource_id: string;
+  resource_type: ResourceType;
+  region: string;
+  metric: Metric;
+  /** Exact decimal: integer bytes, or vCPU-seconds with at most 6 decimals. */
+  value: string;
+  /** Window end, epoch milliseconds (sub-millisecond precision is dropped). */
+  ts_ms: number;
+  interval_s: number;
+  attributes: Record<string, string>;
+}
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+export type ParseResult = { ok: true; sample: NormalizedSample } | { ok: false; errors: FieldError[] };
+
+/**
+ * Validates one item of a batch. `nowMs` is passed in so a whole batch is judged against
+ * one clock reading and tests can fix it.
+ */
+export function parseSample(item: unknown, nowMs: number): ParseResult {
+  const parsed = sampleInputSchema.safeParse(item);
+  if (!parsed.success) {
+    return {
+      ok: false,
+      errors: parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(item)', message: i.message })),
+    };
+  }
+  const s = parsed.data;
+  const errors: FieldError[] = [];
+
+  const tsMs = typeof s.ts === 'number' ? s.ts : Date.parse(s.ts);
+  if (!Number.isFinite(tsMs) || tsMs < LIMITS.minTsMs) {
+    errors.push({ path: 'ts', message: 'ts must be on or after 2000-01-01T00:00:00Z' });
+  } else if (tsMs > nowMs + LIMITS.maxFutureMs) {
+    errors.push({ path: 'ts', message: 'ts must not be more than 5 minutes in the future' });
+  }
+
+  const value = exactValue(s.metric, s.value);
+  if (typeof value !== 'string') errors.push({ path: 'value', message: value.error });
+
+  if (errors.length > 0 || typeof value !== 'string') return { ok: false, errors };
+  return {
+    ok: true,
+    sample: {
+      id: s.id,
+      account_id: s.account_id,
+      resource_id: s.resource_id,
+      resource_type: s.resource_type,
+      region: s.region,
+      metric: s.metric,
+      value,
+      ts_ms: Math.floor(tsMs),
+      interval_s: s.interval_s,
+      attributes: s.attributes ?? {},
+    },
+  };
+}
+
+/**
+ * Turns a JSON number into the exact decimal the producer wrote. Within the bounds checked
+ * here the float64 that JSON.parse produced round-trips to that decimal, so no binary
+ * rounding reaches a bill.
+ */
+export function exactValue(metric: Metric, value: number): string | { error: string } {
+  if (metric === 'cpu') {
+    if (value > LIMITS.maxCpuValue) return { error: `cpu value must be at most ${LIMITS.maxCpuValue} vCPU-seconds` };
+    const fixed = value.toFixed(6);
+    if (Number(fixed) !== value) return { error: 'cpu value must have at most 6 decimal places' };
+    return trimDecimal(fixed);
+  }
+  if (!Number.isInteger(value)) return { error: `${metric} value must be a whole number of bytes` };
+  if (value > LIMITS.maxByteValue) return { error: `${metric} value must be at most ${LIMITS.maxByteValue} bytes` };
+  return value.toFixed(0);
+}
+
+function trimDecimal(s: string): string {
+  return s.includes('.') ? s.replace(/0+$/, '').replace(/\.$/, '') : s;
+}
