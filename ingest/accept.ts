@@ -22,6 +22,11 @@ export interface AcceptResult {
   batchId?: string;
 }
 
+/** An item that could not even be decoded (a bad NDJSON line): rejected with its reason. */
+export class UnreadableItem {
+  constructor(readonly reason: string) {}
+}
+
 /** Thrown when the backlog is above its bound: the producer should retry later. */
 export class BackpressureError extends Error {
   override name = 'BackpressureError';
@@ -66,6 +71,10 @@ export class BatchAcceptor implements SampleSink {
     const valid: NormalizedSample[] = [];
     const rejected: RejectedItem[] = [];
     items.forEach((item, index) => {
+      if (item instanceof UnreadableItem) {
+        rejected.push({ index, errors: [{ path: '(item)', message: item.reason }] });
+        return;
+      }
       const r = parseSample(item, nowMs);
       if (r.ok) valid.push(r.sample);
       else rejected.push({ index, errors: r.errors });

@@ -102,7 +102,7 @@ export const sampleInputSchema = z
       .refine((a) => Object.keys(a).length <= LIMITS.attributeCount, `at most ${LIMITS.attributeCount} attributes`)
       .optional(),
   })
-  .strict('unknown field') satisfies z.ZodType<SampleInput>;
+  .strict() satisfies z.ZodType<SampleInput>;
 
 /** A validated sample, ready for storage: `value` is an exact decimal string. */
 export interface NormalizedSample {
@@ -136,7 +136,7 @@ export function parseSample(item: unknown, nowMs: number): ParseResult {
   if (!parsed.success) {
     return {
       ok: false,
-      errors: parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(item)', message: i.message })),
+      errors: parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(item)', message: describeIssue(item, i) })),
     };
   }
   const s = parsed.data;
@@ -185,6 +185,16 @@ export function exactValue(metric: Metric, value: number): string | { error: str
   if (!Number.isInteger(value)) return { error: `${metric} value must be a whole number of bytes` };
   if (value > LIMITS.maxByteValue) return { error: `${metric} value must be at most ${LIMITS.maxByteValue} bytes` };
   return value.toFixed(0);
+}
+
+/** A missing field says so, rather than "must be a string". */
+function describeIssue(item: unknown, issue: z.core.$ZodIssue): string {
+  if (issue.path.length === 0 && (item === null || typeof item !== 'object' || Array.isArray(item))) return 'a sample must be a JSON object';
+  if (issue.path.length === 1) {
+    const field = String(issue.path[0]);
+    if (item !== null && typeof item === 'object' && (item as Record<string, unknown>)[field] === undefined) return `${field} is required`;
+  }
+  return issue.message;
 }
 
 function trimDecimal(s: string): string {

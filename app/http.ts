@@ -1,0 +1,54 @@
+/** The Fastify instance every role serves: error shape, body parsing, health and metrics. */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { errorBody } from '../lib/http-errors.js';
+import { registerNdjsonParser } from '../ingest/body.js';
+
+export interface HttpOptions {
+  log: Logger;
+  bodyLimit: number;
+  metrics: Registry;
+  /** Each dependency's readiness check; all must pass for /readyz. */
+  readiness: Record<string, () => Promise<unknown>>;
+  /** Refreshes gauges just before a scrape. */
+  beforeScrape?: () => Promise<void>;
+}
+
+export function createHttpServer(opts: HttpOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: opts.log as FastifyBaseLogger,
+    bodyLimit: opts.bodyLimit,
+    // The pipeline sits behind load balancers with their own timeouts; keep ours generous.
+    requestTimeout: 120_000,
+  });
+  registerNdjsonParser(app, opts.bodyLimit);
+
+  app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    const code = status === 413 ? 'body_too_large' : status === 415 ? 'unsupported_media_type' : status < 500 ? 'bad_request' : 'internal';
+    // Client errors say what was wrong; server errors say nothing about internals.
+    const message = status < 500 ? err.message : 'internal error; the request can be retried';
+    return reply.code(status).send(errorBody(code, message));
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    const checks: Record<string, string> = {};
+    for (const [name, check] of Object.entries(opts.readiness)) {
+      checks[name] = await check().then(
+        () => 'ok',
+        (err: unknown) => `failing: ${(err as Error).message}`,
+      );
+    }
+    const ready = Object.values(checks).every((c) => c === 'ok');
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
+  });
+  app.get('/metrics', async (_req, reply) => {
+    await opts.beforeScrape?.().catch(() => undefined); // a failing gauge never hides the rest
+    return reply.type(opts.metrics.contentType).send(await opts.metrics.metrics());
+  });
+  return app;
+}

@@ -1,0 +1,67 @@
+/**
+ * The command line: `usage-meter <command> [options]`. Every command has --help.
+ * Settings flags (--data-dir, --port, --role, …) override the environment variable of the
+ * same name (DATA_DIR, PORT, ROLE, …); see README.md for the full table.
+ */
+import { ConfigError } from '../schemas/config.js';
+import { runStartCommand } from './start.js';
+
+interface Command {
+  summary: string;
+  run: (argv: string[]) => Promise<number | void>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  start: { summary: 'run the pipeline (ingest + workers + API by default; --role to split)', run: runStartCommand },
+  demo: {
+    summary: 'simulate a fleet for 24 h, push it through the API, print bills and a capacity summary',
+    run: async (argv) => (await import('./demo.js')).runDemoCommand(argv),
+  },
+  simulate: {
+    summary: 'generate fleet samples as NDJSON, or POST them to a running pipeline',
+    run: async (argv) => (await import('../sim/cli.js')).runSimulateCommand(argv),
+  },
+  migrate: {
+    summary: 'apply the ClickHouse migrations and exit',
+    run: async (argv) => (await import('./migrate.js')).runMigrateCommand(argv),
+  },
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  return [
+    'usage-meter: exact usage metering and anonymized fleet analytics',
+    '',
+    'Usage: usage-meter <command> [options]     (npm run cli -- <command> …)',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run `usage-meter <command> --help` for a command\'s options.',
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return (await command.run(rest)) ?? 0;
+  } catch (err) {
+    if (err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`usage-meter ${name}: ${(err as Error).message}`);
+      return 2;
+    }
+    console.error(`usage-meter ${name} failed: ${(err as Error).message}`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,46 @@
+/**
+ * API keys by role. A presented key is hashed and compared with every configured key's
+ * hash in constant time, so neither timing nor an early exit tells how close a guess was.
+ * Keys are never logged: only their public id is.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ApiKey, KeyRole } from '../schemas/config.js';
+import { sendError } from './http-errors.js';
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+export class KeyRing {
+  private readonly entries: { key: ApiKey; hash: Buffer }[];
+
+  constructor(keys: readonly ApiKey[]) {
+    this.entries = keys.map((key) => ({ key, hash: digest(key.secret) }));
+  }
+
+  authenticate(authorization: string | undefined): ApiKey | undefined {
+    const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
+    if (!m?.[1]) return undefined;
+    const presented = digest(m[1]);
+    let found: ApiKey | undefined;
+    for (const e of this.entries) if (timingSafeEqual(presented, e.hash)) found = e.key; // no early exit
+    return found;
+  }
+
+  /** A Fastify preHandler admitting only keys of the given roles. */
+  require(...roles: KeyRole[]) {
+    return async (req: FastifyRequest, reply: FastifyReply) => {
+      const key = this.authenticate(req.headers.authorization);
+      if (!key) return sendError(reply, 401, 'unauthorized', 'a valid API key is required: Authorization: Bearer <key>');
+      if (!roles.includes(key.role)) {
+        return sendError(reply, 403, 'forbidden', `this endpoint needs a ${roles.join(' or ')} key; this key's role is ${key.role}`);
+      }
+      req.apiKey = key;
+    };
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    apiKey?: ApiKey;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The one way to reach ClickHouse: `@clickhouse/client`, over the embedded engine (chdb, the
+ * default) or over HTTP to a server when CLICKHOUSE_URL is set. The same SQL runs on both.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
+import { createChdbConnection } from 'chdb/connection';
+import type { Config } from '../schemas/config.js';
+
+export type { ClickHouseClient };
+type ChdbAsClientConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
+
+/**
+ * Settings every query runs with: 64-bit integers and decimals as JSON strings, so no
+ * amount passes through a float64 on its way out; UTC for every date function.
+ */
+const SESSION_SETTINGS: ClickHouseSettings = {
+  output_format_json_quote_64bit_integers: 1,
+  output_format_json_quote_decimals: 1,
+  session_timezone: 'UTC',
+};
+
+export function createClickHouse(config: Pick<Config, 'CLICKHOUSE_URL' | 'CLICKHOUSE_USER' | 'CLICKHOUSE_PASSWORD' | 'DATA_DIR'>): ClickHouseClient {
+  if (config.CLICKHOUSE_URL) {
+    return createClient({
+      url: config.CLICKHOUSE_URL,
+      username: config.CLICKHOUSE_USER,
+      password: config.CLICKHOUSE_PASSWORD,
+      clickhouse_settings: SESSION_SETTINGS,
+      request_timeout: 300_000,
+    });
+  }
+  const dir = path.join(config.DATA_DIR, 'clickhouse');
+  mkdirSync(dir, { recursive: true });
+  return createClient({
+    // chdb implements the client's Connection contract against its own pinned copy of
+    // @clickhouse/client-common; the shapes are the same, the declarations are two copies.
+    connection: createChdbConnection({ path: dir }) as unknown as ChdbAsClientConnection,
+    clickhouse_settings: SESSION_SETTINGS,
+  });
+}
+
+/** A human-readable name for logs: never the URL itself, which may carry credentials. */
+export function describeClickHouse(config: Pick<Config, 'CLICKHOUSE_URL' | 'DATA_DIR'>): string {
+  if (!config.CLICKHOUSE_URL) return `embedded (${path.join(config.DATA_DIR, 'clickhouse')})`;
+  const u = new URL(config.CLICKHOUSE_URL);
+  return `server ${u.protocol}//${u.host}`;
+}
+
+/**
+ * Inserts pre-serialized NDJSON: the worker's hot path. `exec` with a body skips the
+ * client's per-row encoding; the response stream is drained so the connection is reused.
+ */
+export async function insertNdjson(
+  ch: ClickHouseClient,
+  table: string,
+  ndjson: string,
+  settings: ClickHouseSettings = {},
+): Promise<void> {
+  const result = await ch.exec({
+    query: `INSERT INTO ${table} FORMAT JSONEachRow`,
+    values: Readable.from([ndjson]),
+    clickhouse_settings: settings,
+  });
+  for await (const _ of result.stream) {
+    // nothing comes back from an INSERT; reading to the end frees the socket
+  }
+}
+
+/** Runs a query with bound parameters and returns its rows (JSONEachRow). */
+export async function queryRows<T>(ch: ClickHouseClient, query: string, params: Record<string, unknown> = {}, settings: ClickHouseSettings = {}): Promise<T[]> {
+  const rs = await ch.query({ query, query_params: params, format: 'JSONEachRow', clickhouse_settings: settings });
+  return rs.json<T>();
+}

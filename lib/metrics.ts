@@ -1,0 +1,31 @@
+/** Prometheus metrics of the hot paths, on one registry per process (GET /metrics). */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    samplesAccepted: new Counter({ name: 'um_samples_accepted_total', help: 'Samples accepted by ingest', registers: [registry] }),
+    samplesRejected: new Counter({ name: 'um_samples_rejected_total', help: 'Samples refused by validation', registers: [registry] }),
+    batchesWritten: new Counter({ name: 'um_batches_written_total', help: 'Batch jobs written to ClickHouse', registers: [registry] }),
+    rowsWritten: new Counter({ name: 'um_raw_rows_written_total', help: 'Raw rows inserted', registers: [registry] }),
+    batchWriteSeconds: new Histogram({
+      name: 'um_batch_write_seconds',
+      help: 'Time to write one batch job',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    rollupSeconds: new Histogram({
+      name: 'um_rollup_hour_seconds',
+      help: 'Time to recompute one hour',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    batchFailures: new Counter({ name: 'um_batch_failures_total', help: 'Batch job attempts that failed', labelNames: ['final'], registers: [registry] }),
+    queueWaiting: new Gauge({ name: 'um_queue_waiting_batches', help: 'Batch jobs waiting', registers: [registry] }),
+    dirtyHours: new Gauge({ name: 'um_dirty_hours', help: 'Hours waiting to be recomputed', registers: [registry] }),
+    inflightBatches: new Gauge({ name: 'um_inflight_batches', help: 'Acknowledged batches not yet in ClickHouse', registers: [registry] }),
+  };
+}
+export type Metrics = ReturnType<typeof createMetrics>;

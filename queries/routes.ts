@@ -1,0 +1,46 @@
+/** The read side of the HTTP API for billing. */
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { KeyRing } from '../lib/auth.js';
+import type { ClickHouseClient } from '../lib/clickhouse.js';
+import { sendError } from '../lib/http-errors.js';
+import { toIso } from '../lib/time.js';
+import type { RedisKeys } from '../schemas/queues.js';
+import { LIMITS } from '../schemas/sample.js';
+import { isComplete } from './completeness.js';
+import { queryAccountUsage, resolveUsageQuery } from './usage.js';
+
+export interface QueryRouteDeps {
+  ch: ClickHouseClient;
+  redis: Redis;
+  redisKeys: RedisKeys;
+  keys: KeyRing;
+}
+
+export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps): void {
+  app.get<{ Params: { account: string }; Querystring: Record<string, string> }>(
+    '/v1/accounts/:account/usage',
+    { preHandler: deps.keys.require('billing') },
+    async (req, reply) => {
+      const { account } = req.params;
+      if (account.length === 0 || account.length > LIMITS.accountIdLength) {
+        return sendError(reply, 400, 'invalid_account', `account ids are 1 to ${LIMITS.accountIdLength} characters`);
+      }
+      const q = resolveUsageQuery(account, req.query);
+      if ('error' in q) return sendError(reply, 400, 'invalid_query', q.error);
+      // Completeness is read before the totals: if it says true, every sample it vouches
+      // for was already aggregated when the totals were read.
+      const complete = await isComplete(deps.redis, deps.redisKeys, q.fromMs / 1000, q.toMs / 1000);
+      const rows = await queryAccountUsage(deps.ch, q);
+      return {
+        account,
+        from: toIso(q.fromMs),
+        to: toIso(q.toMs),
+        granularity: q.granularity,
+        group_by: q.groupBy,
+        complete,
+        rows,
+      };
+    },
+  );
+}

@@ -1,0 +1,48 @@
+/**
+ * Processes one accepted batch: writes its raw billing rows, then hands its hours to the
+ * rollup. Safe to run any number of times for the same job.
+ */
+import type { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { insertNdjson, type ClickHouseClient } from '../lib/clickhouse.js';
+import { batchJobSchema, type BatchJob, type RedisKeys } from '../schemas/queues.js';
+
+export interface BatchWriterDeps {
+  ch: ClickHouseClient;
+  redis: Redis;
+  keys: RedisKeys;
+  onWritten?: (rows: number, ms: number) => void;
+}
+
+export function createBatchWriter(deps: BatchWriterDeps) {
+  return async function writeBatch(job: Pick<Job<BatchJob>, 'data'>): Promise<{ rows: number }> {
+    const started = performance.now();
+    const batch = batchJobSchema.parse(job.data);
+
+    // Delivery order in the worker:
+    //   1. insert the raw rows with the batch id as deduplication token. A retry after a
+    //      crash anywhere below inserts nothing new (the engine drops the repeated block),
+    //      and even a repeat outside the dedup window bills nothing twice, because
+    //      billing.counted_samples keeps the first copy of each sample;
+    //   2. mark the batch's hours dirty and drop it from the in-flight set, atomically, so
+    //      `complete` can only turn true after the rollup has seen these rows;
+    //   3. return: BullMQ completes the job. A crash before this point redelivers the job
+    //      and steps 1–2 repeat harmlessly.
+    await insertNdjson(deps.ch, 'billing.samples_raw', batch.rows, {
+      insert_deduplication_token: batch.batchId,
+    });
+    const tx = deps.redis.multi();
+    for (const hour of batch.hours) tx.hincrby(deps.keys.dirtyHours, String(hour), 1);
+    tx.zrem(deps.keys.inflight, batch.batchId);
+    const results = (await tx.exec()) ?? [];
+    const failed = results.find(([err]) => err);
+    if (failed?.[0]) throw failed[0];
+
+    try {
+      deps.onWritten?.(batch.rowCount, performance.now() - started);
+    } catch {
+      // metrics never break the path they observe
+    }
+    return { rows: batch.rowCount };
+  };
+}

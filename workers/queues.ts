@@ -1,0 +1,33 @@
+/**
+ * Queues and their retry policy, written once. A batch job retries with exponential
+ * backoff; once its attempts are spent it stays in BullMQ's failed set, the dead-letter
+ * set, with its data and reason, until someone replays or erases it. Nothing is dropped.
+ */
+import { Queue, type ConnectionOptions, type DefaultJobOptions } from 'bullmq';
+import { QUEUE_NAMES, type BatchJob } from '../schemas/queues.js';
+
+export interface QueueSettings {
+  connection: ConnectionOptions;
+  prefix: string;
+  attempts: number;
+}
+
+export function batchJobOptions(attempts: number): DefaultJobOptions {
+  return {
+    attempts,
+    // 1 s, 2 s, 4 s … : long enough to ride out a ClickHouse restart without hammering it.
+    backoff: { type: 'exponential', delay: 1000 },
+    // Completed jobs are only kept for tracing; bounded by count and age.
+    removeOnComplete: { age: 3600, count: 10_000 },
+    // Failed jobs are the dead letters: kept for 30 days (and at most 100k) for inspection and replay.
+    removeOnFail: { age: 30 * 24 * 3600, count: 100_000 },
+  };
+}
+
+export function createBatchQueue(s: QueueSettings): Queue<BatchJob> {
+  return new Queue<BatchJob>(QUEUE_NAMES.batches, {
+    connection: s.connection,
+    prefix: s.prefix,
+    defaultJobOptions: batchJobOptions(s.attempts),
+  });
+}

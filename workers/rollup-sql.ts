@@ -1,0 +1,107 @@
+/**
+ * The SQL that splits one hour of counted samples into billing and analytics. Each
+ * statement recomputes the whole hour from billing.counted_samples and writes it under a
+ * new version, so running it again (a retry, a late sample) replaces rather than adds.
+ */
+
+/** Base units: gauges (memory, storage) are billed per second held; the rest as measured. */
+const BASE = `if(metric IN ('memory', 'storage'), value * interval_s, value)`;
+const FIRST = `(batch_seq, item)`;
+
+export const ROLLUP_USAGE_SQL = `
+INSERT INTO billing.usage_hourly
+    (account_id, hour, metric, resource_id, resource_type, region, base_total, samples, version)
+SELECT account_id, usage_hour, metric, resource_id,
+       argMin(resource_type, ${FIRST}), argMin(region, ${FIRST}),
+       sum(${BASE}), count(), {version:UInt64}
+FROM billing.counted_samples(hour = {hour:DateTime('UTC')})
+GROUP BY account_id, usage_hour, metric, resource_id`;
+
+/**
+ * Conflicts: natural keys whose copies disagree on the payload, plus ids reused for
+ * different natural keys. The first accepted copy stands either way; these are counted.
+ */
+export const ROLLUP_STATS_SQL = `
+INSERT INTO billing.ingest_stats_hourly (hour, received, counted, conflicts, version)
+SELECT {hour:DateTime('UTC')},
+       (SELECT uniqExact(batch_seq, item) FROM billing.samples_raw WHERE usage_hour = {hour:DateTime('UTC')}),
+       (SELECT count() FROM billing.counted_samples(hour = {hour:DateTime('UTC')})),
+       (SELECT countIf(payloads > 1) FROM (
+            SELECT uniqExact(value, interval_s, resource_type, region, attributes) AS payloads
+            FROM billing.samples_raw WHERE usage_hour = {hour:DateTime('UTC')}
+            GROUP BY account_id, resource_id, metric, ts))
+     + (SELECT countIf(keys > 1) FROM (
+            SELECT uniqExact(account_id, resource_id, metric, ts) AS keys
+            FROM billing.samples_raw WHERE usage_hour = {hour:DateTime('UTC')}
+            GROUP BY id)),
+       {version:UInt64}`;
+
+/**
+ * An attribute reaches analytics only if it is allow-listed and looks like a label, not an
+ * identifier: short, lower-case, no e-mail, IP address or long random token.
+ */
+const SAFE_LABEL = (expr: string) => `if(
+    {allowInstanceType:UInt8} = 1
+    AND match(${expr}, '^[a-z0-9][a-z0-9._-]{0,39}$')
+    AND NOT match(${expr}, '^[0-9]+([.][0-9]+){3}$')
+    AND NOT match(${expr}, '[a-z0-9]{16,}'),
+    ${expr}, 'other')`;
+
+/**
+ * k-anonymity by generalization: a cohort cell with fewer than k distinct accounts has
+ * its instance_type generalized to '*' (pooled with the other small cells of the same
+ * region × resource_type × metric); a pooled cell still under k is suppressed.
+ */
+const PER_RESOURCE_CTE = `
+per_resource AS (
+    SELECT account_id, resource_id, metric,
+           argMin(region, ${FIRST}) AS region,
+           toString(argMin(resource_type, ${FIRST})) AS resource_type,
+           ${SAFE_LABEL(`argMin(attributes['instance_type'], ${FIRST})`)} AS fine_instance_type,
+           sum(${BASE}) AS base,
+           count() AS samples
+    FROM billing.counted_samples(hour = {hour:DateTime('UTC')})
+    GROUP BY account_id, resource_id, metric
+),
+cells AS (
+    SELECT *,
+           if(uniqExact(account_id) OVER (PARTITION BY region, resource_type, fine_instance_type, metric) >= {k:UInt32},
+              fine_instance_type, '*') AS cell_instance_type
+    FROM per_resource
+),
+published AS (
+    SELECT region, resource_type, cell_instance_type, metric,
+           uniqExact(account_id) AS accounts, count() AS resources, sum(samples) AS samples,
+           sum(base) AS total, avg(toFloat64(base)) AS mean,
+           quantileExact(0.5)(toFloat64(base)) AS p50, quantileExact(0.95)(toFloat64(base)) AS p95,
+           max(toFloat64(base)) AS max
+    FROM cells
+    GROUP BY region, resource_type, cell_instance_type, metric
+    HAVING accounts >= {k:UInt32}
+)`;
+
+export const ROLLUP_ANALYTICS_SQL = `
+INSERT INTO analytics.fleet_usage_hourly_versions
+    (hour, region, resource_type, instance_type, metric, accounts, resources, samples, total, mean, p50, p95, max, generalized, version)
+WITH ${PER_RESOURCE_CTE}
+SELECT {hour:DateTime('UTC')}, region, resource_type, cell_instance_type, toString(metric),
+       accounts, resources, samples, total, mean, p50, p95, max,
+       cell_instance_type = '*', {version:UInt64}
+FROM published`;
+
+export const ROLLUP_SUPPRESSION_SQL = `
+INSERT INTO analytics.suppression_hourly
+    (hour, metric, resources_total, resources_generalized, resources_suppressed, version)
+WITH ${PER_RESOURCE_CTE}
+SELECT {hour:DateTime('UTC')}, toString(c.metric),
+       count(), countIf(c.cell_instance_type = '*'),
+       countIf((c.region, c.resource_type, c.cell_instance_type, c.metric) NOT IN
+               (SELECT region, resource_type, cell_instance_type, metric FROM published)),
+       {version:UInt64}
+FROM cells AS c
+GROUP BY c.metric`;
+
+/** Old versions are invisible through the view; this reclaims their space. */
+export const PRUNE_ANALYTICS_SQL = `
+DELETE FROM analytics.fleet_usage_hourly_versions
+WHERE (hour, version) NOT IN (SELECT hour, max(version) FROM analytics.fleet_usage_hourly_versions GROUP BY hour)`;

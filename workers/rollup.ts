@@ -1,0 +1,120 @@
+/**
+ * Recomputes dirty hours. An hour is dirty once a batch with samples in it has been
+ * written; recomputing it rebuilds its billing aggregates, ingest stats and analytics
+ * from billing.counted_samples under a new version, so a late sample re-aggregates its
+ * hour and a repeated run changes nothing.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { ClickHouseClient } from '../lib/clickhouse.js';
+import type { RedisKeys } from '../schemas/queues.js';
+import {
+  PRUNE_ANALYTICS_SQL,
+  ROLLUP_ANALYTICS_SQL,
+  ROLLUP_STATS_SQL,
+  ROLLUP_SUPPRESSION_SQL,
+  ROLLUP_USAGE_SQL,
+} from './rollup-sql.js';
+
+export interface RollupDeps {
+  ch: ClickHouseClient;
+  redis: Redis;
+  keys: RedisKeys;
+  log: Logger;
+  k: number;
+  /** Whether instance_type is on the analytics allow-list. */
+  allowInstanceType: boolean;
+  intervalMs: number;
+  onHour?: (ms: number) => void;
+}
+
+// Clears the dirty mark only if no batch marked the hour again while it was recomputed.
+const CLEAR_IF_UNCHANGED = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0`;
+
+// Releases a lock only if it is still ours (it may have expired and been taken).
+const RELEASE_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+const LOCK_MS = 10 * 60 * 1000;
+const PRUNE_EVERY_MS = 60_000;
+
+export async function rollupHour(ch: ClickHouseClient, hour: number, version: number, k: number, allowInstanceType: boolean): Promise<void> {
+  const params = { hour, version, k, allowInstanceType: allowInstanceType ? 1 : 0 };
+  for (const query of [ROLLUP_USAGE_SQL, ROLLUP_STATS_SQL, ROLLUP_ANALYTICS_SQL, ROLLUP_SUPPRESSION_SQL]) {
+    await ch.command({ query, query_params: params });
+  }
+}
+
+export class RollupScheduler {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private lastPrune = 0;
+  private lastVersion = 0;
+  private readonly owner = `${process.pid}-${Math.random().toString(36).slice(2)}`;
+
+  constructor(private readonly deps: RollupDeps) {}
+
+  start(): void {
+    this.stopped = false;
+    const tick = () => {
+      if (this.stopped) return;
+      this.running = this.runOnce()
+        .then(() => undefined)
+        .catch((err: unknown) => this.deps.log.error({ err }, 'rollup round failed; the hours stay dirty and are retried'))
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(tick, this.deps.intervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  /** Finishes the round in progress (its hours stay consistent) and stops. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** One pass over the dirty hours, oldest first. Returns how many hours were recomputed. */
+  async runOnce(): Promise<number> {
+    const { redis, keys, ch, log } = this.deps;
+    const dirty = await redis.hgetall(keys.dirtyHours);
+    const hours = Object.keys(dirty).map(Number).sort((a, b) => a - b);
+    let done = 0;
+    for (const hour of hours) {
+      if (this.stopped) break;
+      const lock = keys.rollupLock(hour);
+      if ((await redis.set(lock, this.owner, 'PX', LOCK_MS, 'NX')) !== 'OK') continue; // another worker has it
+      try {
+        // Read the generation before recomputing: every batch counted in it is already in
+        // ClickHouse, so the recomputation below includes it.
+        const generation = await redis.hget(keys.dirtyHours, String(hour));
+        if (generation === null) continue;
+        const started = performance.now();
+        await rollupHour(ch, hour, this.nextVersion(), this.deps.k, this.deps.allowInstanceType);
+        await redis.eval(CLEAR_IF_UNCHANGED, 1, keys.dirtyHours, String(hour), generation);
+        this.deps.onHour?.(performance.now() - started);
+        done++;
+      } finally {
+        await redis.eval(RELEASE_LOCK, 1, lock, this.owner);
+      }
+    }
+    if (done > 0 && Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
+      this.lastPrune = Date.now();
+      await ch.command({ query: PRUNE_ANALYTICS_SQL }).catch((err: unknown) => log.warn({ err }, 'pruning old analytics versions failed'));
+    }
+    return done;
+  }
+
+  /** Strictly increasing within this process, and ordered by time across processes. */
+  private nextVersion(): number {
+    this.lastVersion = Math.max(Date.now() * 1000, this.lastVersion + 1);
+    return this.lastVersion;
+  }
+}
