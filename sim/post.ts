@@ -167,13 +167,19 @@ function accepted(batch: SampleBatch, status: number, attempts: number, text: st
   };
 }
 
-/** 400 means nothing in the batch was valid (or the body was unreadable). */
+/**
+ * 400 means nothing in the batch was taken: every item counts as rejected. The per-item
+ * errors are in `details.rejected` when the body was readable but held no valid sample.
+ */
 function allRejected(batch: SampleBatch, attempts: number, text: string): BatchResult {
+  const details = acceptedBody.shape.rejected.safeParse(
+    (safeJson(text) as { error?: { details?: { rejected?: unknown } } } | undefined)?.error?.details?.rejected,
+  );
   return {
     index: batch.index, status: 400, attempts, accepted: 0,
     rejected: batch.items.length,
     rejectedIndexes: batch.items.map((_, i) => i),
-    errors: [errorMessage(text)],
+    errors: details.success ? details.data.map((r) => describe(r.errors[0])) : [errorMessage(text)],
   };
 }
 

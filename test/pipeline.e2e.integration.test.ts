@@ -126,7 +126,7 @@ describe('pipeline end to end', () => {
       expect(r.region).toBe('eu-west-1');
       sumHourly.set(r.metric, (sumHourly.get(r.metric) ?? 0n) + decimalToMicros(r.base_total));
     }
-    expect(total.body.rows).toHaveLength(3);
+    expect(total.body.rows).toHaveLength(4); // cpu, memory, bandwidth_out (vm) and storage (volume)
     for (const r of total.body.rows) expect(sumHourly.get(r.metric)).toBe(decimalToMicros(r.base_total));
     expect(new Set(hourly.body.rows.map((r: { period_start: string }) => r.period_start)).size).toBe(3);
   });
