@@ -50,7 +50,7 @@ export interface SampleInput {
 }
 
 // Printable text only: control characters in ids break CSV exports and log lines.
-const PRINTABLE = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+$/u;
+const PRINTABLE = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]*$/u;
 
 const idString = (label: string, max: number) =>
   z
@@ -79,8 +79,8 @@ export const sampleInputSchema = z
       .regex(/^[a-z0-9][a-z0-9-]*$/, 'region must be lower-case letters, digits and dashes, e.g. eu-west-1'),
     metric: z.enum(METRICS, { error: `metric must be one of ${METRICS.join(', ')}` }),
     value: z
-      .number({ error: 'value must be a number' })
-      .refine(Number.isFinite, 'value must be finite')
+      // JSON turns 1e999 into Infinity: say so rather than "not a number".
+      .number({ error: (iss) => (typeof iss.input === 'number' ? 'value must be finite' : 'value must be a number') })
       .refine((v) => v >= 0, 'value must not be negative'),
     ts: tsSchema,
     interval_s: z
@@ -190,6 +190,7 @@ export function exactValue(metric: Metric, value: number): string | { error: str
 /** A missing field says so, rather than "must be a string". */
 function describeIssue(item: unknown, issue: z.core.$ZodIssue): string {
   if (issue.path.length === 0 && (item === null || typeof item !== 'object' || Array.isArray(item))) return 'a sample must be a JSON object';
+  if (issue.code === 'invalid_key') return issue.issues[0]?.message ?? issue.message;
   if (issue.path.length === 1) {
     const field = String(issue.path[0]);
     if (item !== null && typeof item === 'object' && (item as Record<string, unknown>)[field] === undefined) return `${field} is required`;
