@@ -17,7 +17,7 @@ export function registerIngestRoutes(app: FastifyInstance, deps: { acceptor: Bat
           rejected: result.rejected,
         });
       }
-      return reply.code(202).send({ accepted: result.accepted, rejected: result.rejected });
+      return reply.code(202).send({ accepted: result.accepted, rejected: result.rejected, batch_id: result.batchId });
     } catch (err) {
       if (err instanceof BackpressureError) {
         reply.header('Retry-After', String(err.retryAfterS));
