@@ -60,7 +60,7 @@ export const configSchema = z.object({
   MAX_BODY_BYTES: int(1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
   MAX_BATCH_ITEMS: int(1, 100_000).default(10_000),
   /** Back-pressure: above this many waiting batch jobs ingest answers 503. */
-  MAX_QUEUED_BATCHES: int(1, 1_000_000).default(2_000),
+  MAX_QUEUED_BATCHES: int(1, 1_000_000).default(1_000),
   K_ANONYMITY: int(2, 1000).default(10),
   ANALYTICS_ATTRIBUTES: z
     .string()

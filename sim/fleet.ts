@@ -132,9 +132,9 @@ export function createFleet(opts: FleetOptions = {}): Fleet {
   const resources: Resource[] = [];
   for (const account of accounts) {
     for (let k = 0; k < account.resourceCount; k++) {
-      // acct-0001 is the largest account: its first six resources cover every type, so
-      // any fleet with six or more resources exercises every type.
-      const forced = account === accounts[0] && k < RESOURCE_TYPES.length ? RESOURCE_TYPES[k] : undefined;
+      // The fleet's first six resources (acct-0001 is the largest account, so usually all
+      // its own) cover every type: any fleet of six or more exercises every type.
+      const forced = RESOURCE_TYPES[resources.length];
       const type = forced ?? rng.weighted(TYPE_WEIGHTS);
       const seq = String(k + 1).padStart(4, '0');
       resources.push(makeResource(rng, account, type, `${ID_PREFIX[type]}-${account.id}-${seq}`));

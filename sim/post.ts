@@ -6,8 +6,8 @@
  * demo and the benchmark.
  *
  * Nothing is dropped silently: a batch that still fails after its last attempt is listed
- * in `failed` with the reason, and auth or routing errors (401/403/404), which would fail
- * every batch the same way, stop the run and throw.
+ * in `failed` with the reason and, by default, ends the run early (`stopped`); auth or
+ * routing errors (401/403/404), which would fail every batch the same way, throw.
  */
 import { z } from 'zod';
 import type { SampleBatch } from './samples.js';
@@ -21,6 +21,11 @@ export interface PostOptions {
   timeoutMs?: number;
   /** Upper bound on a server's Retry-After, so a bad header cannot stall a run; default 30 s. */
   maxRetryAfterMs?: number;
+  /**
+   * Stop taking new batches once one has failed for good (default true): when the server
+   * is unreachable, failing every remaining batch the same way only takes longer.
+   */
+  stopOnFailure?: boolean;
   /** Called once per batch when its outcome is final (for progress bars). */
   onBatch?: (result: BatchResult, batch: SampleBatch) => void;
   signal?: AbortSignal;
@@ -54,6 +59,8 @@ export interface PostSummary {
   unexpectedRejections: number;
   unexpectedAcceptances: number;
   failed: Array<{ index: number; status: number; reason: string }>;
+  /** True when the run stopped early (a failed batch, or the signal): not everything was sent. */
+  stopped: boolean;
   /** A few distinct server error messages, for a human skimming the summary. */
   sampleErrors: string[];
   elapsedMs: number;
@@ -86,7 +93,7 @@ export async function postBatches(
   const started = Date.now();
   const summary: PostSummary = {
     batches: 0, sent: 0, accepted: 0, rejected: 0, retries: 0, duplicatesInjected: 0, invalidInjected: 0,
-    unexpectedRejections: 0, unexpectedAcceptances: 0, failed: [], sampleErrors: [], elapsedMs: 0,
+    unexpectedRejections: 0, unexpectedAcceptances: 0, failed: [], stopped: false, sampleErrors: [], elapsedMs: 0,
   };
 
   // Workers share one iterator: at most `concurrency` batches exist at a time, which is
@@ -95,13 +102,18 @@ export async function postBatches(
   let fatal: unknown;
   const worker = async () => {
     try {
-      while (fatal === undefined && !opts.signal?.aborted) {
+      while (fatal === undefined && !summary.stopped) {
+        if (opts.signal?.aborted) {
+          summary.stopped = true;
+          return;
+        }
         const next = await it.next();
         if (next.done) return;
         const batch = next.value;
         const result = await sendBatch(endpoint, key, batch, opts);
         record(summary, batch, result);
         opts.onBatch?.(result, batch);
+        if (result.failure !== undefined && (opts.stopOnFailure ?? true)) summary.stopped = true;
       }
     } catch (err) {
       fatal ??= err;

@@ -17,8 +17,8 @@ export function batchJobOptions(attempts: number): DefaultJobOptions {
     attempts,
     // 1 s, 2 s, 4 s … : long enough to ride out a ClickHouse restart without hammering it.
     backoff: { type: 'exponential', delay: 1000 },
-    // Completed jobs are only kept for tracing; bounded by count and age.
-    removeOnComplete: { age: 3600, count: 10_000 },
+    // Completed jobs are only kept briefly for tracing: each holds its batch (~250 KB).
+    removeOnComplete: { age: 600, count: 100 },
     // Failed jobs are the dead letters: kept for 30 days (and at most 100k) for inspection and replay.
     removeOnFail: { age: 30 * 24 * 3600, count: 100_000 },
   };
