@@ -52,7 +52,7 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
   const { keys: apiKeys, generatedFile } = resolveApiKeys(config.API_KEYS, config.DATA_DIR);
   const keyRing = new KeyRing(apiKeys);
 
-  const redis = await connectRedis(config.REDIS_URL, config.DATA_DIR, log);
+  const redis = await connectRedis({ url: config.REDIS_URL, dataDir: config.DATA_DIR, log });
   log.info({ redis: redis.description, prefix: config.KEY_PREFIX }, 'connected to Redis');
   // Parts stop in the reverse order they started: HTTP first (no new requests), then
   // the workers finish what they hold, and the connections close last.

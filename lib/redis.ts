@@ -66,7 +66,18 @@ export async function checkNoEviction(client: Redis): Promise<void> {
   }
 }
 
-export async function connectRedis(url: string, dataDir: string, log: Logger): Promise<RedisHandle> {
+export interface ConnectOptions {
+  /** REDIS_URL, or undefined for the default address. */
+  url: string | undefined;
+  dataDir: string;
+  log: Logger;
+  /** Start a private redis-server when nothing answers. Default: only when `url` is unset. */
+  startPrivateIfDown?: boolean;
+}
+
+export async function connectRedis(o: ConnectOptions): Promise<RedisHandle> {
+  const { dataDir, log } = o;
+  const url = o.url ?? DEFAULT_REDIS_URL;
   const options = redisOptionsFromUrl(url);
   let client = await tryConnect(options);
   let privateServer: ChildProcess | undefined;
@@ -74,7 +85,7 @@ export async function connectRedis(url: string, dataDir: string, log: Logger): P
   let description = `${options.host}:${options.port}`;
 
   if (!client) {
-    const canStartPrivate = url === DEFAULT_REDIS_URL && hasRedisServer();
+    const canStartPrivate = (o.startPrivateIfDown ?? o.url === undefined) && hasRedisServer();
     if (!canStartPrivate) {
       throw new RedisUnavailableError(
         `no Redis answers at ${description}. Start one (e.g. \`redis-server --appendonly yes\`, or \`apt-get install redis-server\`), ` +

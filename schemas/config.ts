@@ -48,7 +48,8 @@ export const configSchema = z.object({
   CLICKHOUSE_URL: z.url().optional(),
   CLICKHOUSE_USER: z.string().default('default'),
   CLICKHOUSE_PASSWORD: z.string().default(''),
-  REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
+  /** Unset: redis://127.0.0.1:6379, or a private redis-server if nothing answers there. */
+  REDIS_URL: z.url().optional(),
   KEY_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_{}-]{1,64}$/, 'letters, digits, _ - { } only (braces make a Redis Cluster hash tag)')

@@ -56,7 +56,7 @@ describe('docker-compose.yml', () => {
       for (const name of Object.keys(env)) expect(known.has(name), `${role} sets unknown ${name}`).toBe(true);
       const resolved = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, resolve(String(v), dotenv)]));
       const config = loadConfig(resolved);
-      expect(new URL(config.REDIS_URL).hostname).toBe('redis');
+      expect(new URL(config.REDIS_URL!).hostname).toBe('redis');
       expect(new URL(config.CLICKHOUSE_URL!).hostname).toBe('clickhouse');
       expect(config.HOST).toBe('0.0.0.0');
       expect(config.API_KEYS?.map((k) => k.role).sort()).toEqual(['billing', 'datascience', 'planner', 'privacy', 'producer']);

@@ -67,6 +67,9 @@ describe('idempotency', () => {
     await write({ data: job!.data });
     await p.waitIdle();
     expect(await totals()).toEqual(before);
+    // The engine honoured the deduplication token: the repeats added no raw rows at all.
+    const [raw] = await queryRows<{ n: string }>(p.ch!, 'SELECT count() AS n FROM billing.samples_raw');
+    expect(Number(raw!.n)).toBe(samples.length);
   });
 
   it('changes nothing when raw rows are written again outside the deduplication token', async () => {

@@ -37,7 +37,7 @@ export interface TestPipeline extends Pipeline {
 }
 
 export async function startTestPipeline(name: string, settings: Record<string, string> = {}): Promise<TestPipeline> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), `um-${name}-`));
+  const dataDir = settings.DATA_DIR ?? mkdtempSync(path.join(os.tmpdir(), `um-${name}-`));
   const config = loadConfig(
     {},
     {
@@ -79,7 +79,7 @@ export async function startTestPipeline(name: string, settings: Record<string, s
     async stop() {
       const prefix = config.KEY_PREFIX;
       await pipeline.close();
-      await deleteKeys(config.REDIS_URL, prefix);
+      await deleteKeys(config.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
