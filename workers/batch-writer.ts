@@ -2,7 +2,7 @@
  * Processes one accepted batch: writes its raw billing rows, then hands its hours to the
  * rollup. Safe to run any number of times for the same job.
  */
-import type { Job } from 'bullmq';
+import { UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { insertNdjson, type ClickHouseClient } from '../lib/clickhouse.js';
 import { batchJobSchema, type BatchJob, type RedisKeys } from '../schemas/queues.js';
@@ -17,7 +17,11 @@ export interface BatchWriterDeps {
 export function createBatchWriter(deps: BatchWriterDeps) {
   return async function writeBatch(job: Pick<Job<BatchJob>, 'data'>): Promise<{ rows: number }> {
     const started = performance.now();
-    const batch = batchJobSchema.parse(job.data);
+    const parsed = batchJobSchema.safeParse(job.data);
+    // A payload that does not match its schema can never succeed: straight to the
+    // dead-letter set, with the reason, instead of burning retries.
+    if (!parsed.success) throw new UnrecoverableError(`invalid batch payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const batch = parsed.data;
 
     // Delivery order in the worker:
     //   1. insert the raw rows with the batch id as deduplication token. A retry after a
