@@ -8,6 +8,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { parseSample, type FieldError, type NormalizedSample } from '../schemas/sample.js';
 import type { BatchJob, RedisKeys } from '../schemas/queues.js';
+import { claimSequence, release } from '../lib/inflight.js';
 import { usageHourOf } from '../lib/time.js';
 
 export interface RejectedItem {
@@ -85,21 +86,22 @@ export class BatchAcceptor implements SampleSink {
     }
 
     // Delivery order on the ingest side:
-    //   1. take a sequence number (acceptance order decides which duplicate is first);
-    //   2. record the batch as in flight (so `complete` stays false until it is aggregated);
-    //   3. add the job: once BullMQ has it, the batch is durable in Redis;
-    //   4. only then answer 202.
-    // A crash before 3 loses nothing acknowledged (no 202 was sent; the producer retries);
+    //   1. take a sequence number and record the batch as in flight, atomically
+    //      (acceptance order decides which duplicate is first; in flight keeps `complete`
+    //      false and holds a period close until the batch is written);
+    //   2. add the job: once BullMQ has it, the batch is durable in Redis;
+    //   3. only then answer 202.
+    // A crash before 2 loses nothing acknowledged (no 202 was sent; the producer retries);
     // it may leave an in-flight entry without a job, which the reconciler removes.
     const { redis, keys, queue } = this.opts;
-    const batchSeq = await redis.incr(keys.batchSeq);
     const batchId = randomUUID();
-    const job = toBatchJob(batchId, batchSeq, nowMs, valid);
-    await redis.zadd(keys.inflight, Math.min(...job.hours), batchId);
+    let earliestHour = Number.POSITIVE_INFINITY;
+    for (const s of valid) earliestHour = Math.min(earliestHour, usageHourOf(s.ts_ms));
+    const batchSeq = await claimSequence(redis, keys, batchId, earliestHour);
     try {
-      await queue.add('batch', job, { jobId: batchId });
+      await queue.add('batch', toBatchJob(batchId, batchSeq, nowMs, valid), { jobId: batchId });
     } catch (err) {
-      await redis.zrem(keys.inflight, batchId).catch(() => undefined);
+      await release(redis, keys, batchId).catch(() => undefined);
       throw err;
     }
     this.observe(valid.length, rejected.length);

@@ -37,6 +37,8 @@ export function redisKeys(prefix: string) {
     batchSeq: `${prefix}:batch-seq`,
     /** ZSET batchId → earliest usage hour: acknowledged batches not yet in ClickHouse. */
     inflight: `${prefix}:inflight`,
+    /** ZSET batchId → acceptance sequence: the same batches, for closing periods. */
+    inflightSeq: `${prefix}:inflight-seq`,
     /** HASH hour → generation: hours whose aggregates must be recomputed. */
     dirtyHours: `${prefix}:dirty-hours`,
     /** Lock held by the worker recomputing one hour. */

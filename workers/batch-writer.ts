@@ -5,6 +5,7 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { insertNdjson, type ClickHouseClient } from '../lib/clickhouse.js';
+import { releaseInTx } from '../lib/inflight.js';
 import { batchJobSchema, type BatchJob, type RedisKeys } from '../schemas/queues.js';
 
 export interface BatchWriterDeps {
@@ -37,7 +38,7 @@ export function createBatchWriter(deps: BatchWriterDeps) {
     });
     const tx = deps.redis.multi();
     for (const hour of batch.hours) tx.hincrby(deps.keys.dirtyHours, String(hour), 1);
-    tx.zrem(deps.keys.inflight, batch.batchId);
+    releaseInTx(tx, deps.keys, batch.batchId);
     const results = (await tx.exec()) ?? [];
     const failed = results.find(([err]) => err);
     if (failed?.[0]) throw failed[0];

@@ -8,6 +8,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { release } from '../lib/inflight.js';
 import type { BatchJob, RedisKeys } from '../schemas/queues.js';
 
 const PASS_MS = 60_000;
@@ -39,7 +40,7 @@ export class InflightReconciler {
     let removed = 0;
     for (const batchId of jobless) {
       if (this.suspects.has(batchId)) {
-        removed += await redis.zrem(keys.inflight, batchId);
+        removed += await release(redis, keys, batchId);
         log.warn({ batchId }, 'removed an in-flight mark left by a crash before its job was queued');
       }
     }
