@@ -16,6 +16,7 @@ import { createMetrics } from '../lib/metrics.js';
 import { connectRedis, type RedisHandle } from '../lib/redis.js';
 import { BatchAcceptor } from '../ingest/accept.js';
 import { registerIngestRoutes } from '../ingest/routes.js';
+import { loadTargets, PullCollector } from '../ingest/collectors/index.js';
 import { registerQueryRoutes } from '../queries/routes.js';
 import type { Config } from '../schemas/config.js';
 import { migrate } from '../schemas/migrate.js';
@@ -130,6 +131,7 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
         if (!r.success) throw r.error;
       };
     }
+    let collector: PullCollector | undefined;
     const http: FastifyInstance = createHttpServer({
       log,
       bodyLimit: config.MAX_BODY_BYTES,
@@ -144,6 +146,10 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
         metrics.queueWaiting.set(waiting);
         metrics.dirtyHours.set(dirty);
         metrics.inflightBatches.set(inflight);
+        for (const t of collector?.status() ?? []) {
+          metrics.collectorTargetUp.set({ target: t.id }, t.health === 'up' ? 1 : 0);
+          metrics.collectorSamples.set({ target: t.id }, t.samples.produced);
+        }
       },
     });
     if (wants.ingest) {
@@ -159,6 +165,11 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
         },
       });
       registerIngestRoutes(http, { acceptor, keys: keyRing });
+      collector = await startCollector(config, acceptor, log);
+      if (collector) {
+        const running = collector;
+        closers.push(() => running.stop()); // flushes what it scraped into the acceptor first
+      }
     }
     if (wants.api && ch) registerQueryRoutes(http, { ch, redis: redis.client, redisKeys: keys, keys: keyRing });
 
@@ -186,4 +197,14 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
     await closeAll();
     throw err;
   }
+}
+
+/** Starts the pull collectors when targets are configured; a bad target list stops start-up. */
+async function startCollector(config: Config, acceptor: BatchAcceptor, log: Logger): Promise<PullCollector | undefined> {
+  if (!config.COLLECTOR_TARGETS_FILE && !config.COLLECTOR_TARGETS) return undefined;
+  const { targets } = await loadTargets({ file: config.COLLECTOR_TARGETS_FILE, inline: config.COLLECTOR_TARGETS });
+  const collector = new PullCollector({ targets, sink: acceptor, logger: log, maxBatchItems: Math.min(1000, config.MAX_BATCH_ITEMS) });
+  collector.start();
+  log.info({ targets: targets.length }, 'pull collectors started');
+  return collector;
 }

@@ -21,6 +21,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'generate fleet samples as NDJSON, or POST them to a running pipeline',
     run: async (argv) => (await import('../sim/cli.js')).runSimulateCommand(argv),
   },
+  import: {
+    summary: 'backfill NDJSON or CSV samples from a file through the same validated path',
+    run: async (argv) => (await import('./import.js')).runImportCommand(argv),
+  },
   migrate: {
     summary: 'apply the ClickHouse migrations and exit',
     run: async (argv) => (await import('./migrate.js')).runMigrateCommand(argv),

@@ -25,6 +25,8 @@ export function createMetrics() {
     batchFailures: new Counter({ name: 'um_batch_failures_total', help: 'Batch job attempts that failed', labelNames: ['final'], registers: [registry] }),
     queueWaiting: new Gauge({ name: 'um_queue_waiting_batches', help: 'Batch jobs waiting', registers: [registry] }),
     dirtyHours: new Gauge({ name: 'um_dirty_hours', help: 'Hours waiting to be recomputed', registers: [registry] }),
+    collectorTargetUp: new Gauge({ name: 'um_collector_target_up', help: '1 when the last scrape of a pull target succeeded', labelNames: ['target'], registers: [registry] }),
+    collectorSamples: new Gauge({ name: 'um_collector_samples_produced', help: 'Samples produced by a pull target since start', labelNames: ['target'], registers: [registry] }),
     inflightBatches: new Gauge({ name: 'um_inflight_batches', help: 'Acknowledged batches not yet in ClickHouse', registers: [registry] }),
   };
 }
