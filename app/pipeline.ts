@@ -23,6 +23,7 @@ import { migrate } from '../schemas/migrate.js';
 import { QUEUE_NAMES, redisKeys, type BatchJob, type RedisKeys } from '../schemas/queues.js';
 import { createBatchWriter } from '../workers/batch-writer.js';
 import { InflightReconciler } from '../workers/inflight-reconciler.js';
+import { PeriodCloser } from '../workers/period-closer.js';
 import { createBatchQueue } from '../workers/queues.js';
 import { RollupScheduler } from '../workers/rollup.js';
 import { createHttpServer } from './http.js';
@@ -118,6 +119,17 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
       const scheduler = rollup;
       closers.push(() => scheduler.stop());
 
+      const closer = new PeriodCloser({
+        ch,
+        redis: redis.client,
+        keys,
+        log,
+        graceMs: config.PERIOD_GRACE_HOURS * 3_600_000,
+        intervalMs: config.PERIOD_CLOSE_INTERVAL_MS,
+      });
+      closer.start();
+      closers.push(() => closer.stop());
+
       const reconciler = new InflightReconciler({ redis: redis.client, keys, queue, log });
       reconciler.start();
       closers.push(() => reconciler.stop());
@@ -171,7 +183,9 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
         closers.push(() => running.stop()); // flushes what it scraped into the acceptor first
       }
     }
-    if (wants.api && ch) registerQueryRoutes(http, { ch, redis: redis.client, redisKeys: keys, keys: keyRing });
+    if (wants.api && ch) {
+      registerQueryRoutes(http, { ch, redis: redis.client, redisKeys: keys, keys: keyRing });
+    }
 
     await http.listen({ host: config.HOST, port: config.PORT });
     // Stopping HTTP first refuses new requests and lets those in progress answer.

@@ -8,6 +8,8 @@ import { toIso } from '../lib/time.js';
 import type { RedisKeys } from '../schemas/queues.js';
 import { LIMITS } from '../schemas/sample.js';
 import { isComplete } from './completeness.js';
+import { queryAccountAdjustments } from './adjustments.js';
+import { loadPeriodStates, nextPeriod, periodLabel, periodOf, periodStatus, toDateString, type PeriodState } from './periods.js';
 import { queryAccountUsage, resolveUsageQuery } from './usage.js';
 
 export interface QueryRouteDeps {
@@ -31,7 +33,11 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps):
       // Completeness is read before the totals: if it says true, every sample it vouches
       // for was already aggregated when the totals were read.
       const complete = await isComplete(deps.redis, deps.redisKeys, q.fromMs / 1000, q.toMs / 1000);
-      const rows = await queryAccountUsage(deps.ch, q);
+      const [rows, adjustments, states] = await Promise.all([
+        queryAccountUsage(deps.ch, q),
+        queryAccountAdjustments(deps.ch, account, q.fromMs, q.toMs),
+        loadPeriodStates(deps.ch),
+      ]);
       return {
         account,
         from: toIso(q.fromMs),
@@ -39,8 +45,27 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps):
         granularity: q.granularity,
         group_by: q.groupBy,
         complete,
+        periods: periodsOverlapping(q.fromMs, q.toMs, states),
         rows,
+        // Late samples for periods already closing or closed, billed in a period of this range.
+        adjustments,
       };
     },
   );
+}
+
+/** The status of every billing period the range touches. */
+function periodsOverlapping(fromMs: number, toMs: number, states: readonly PeriodState[]) {
+  const byPeriod = new Map(states.map((s) => [s.period, s]));
+  const out: { period: string; status: string; closed_at?: string; export_sha256?: string }[] = [];
+  for (let p = periodOf(fromMs); p < toMs; p = nextPeriod(p)) {
+    const state = byPeriod.get(toDateString(p));
+    const status = periodStatus(p, Date.now(), state);
+    out.push({
+      period: periodLabel(p),
+      status,
+      ...(status === 'closed' && state?.closed_at ? { closed_at: state.closed_at, export_sha256: state.export_sha256 } : {}),
+    });
+  }
+  return out;
 }

@@ -72,6 +72,9 @@ export const configSchema = z.object({
   /** How long a batch job may hold its lock before it counts as stalled and is retried. */
   JOB_LOCK_MS: int(1000, 600_000).default(30_000),
   JOB_ATTEMPTS: int(1, 1000).default(10),
+  /** A billing period (UTC month) closes this long after its end; later samples become adjustments. */
+  PERIOD_GRACE_HOURS: int(0, 24 * 90).default(48),
+  PERIOD_CLOSE_INTERVAL_MS: int(50, 3_600_000).default(60_000),
   /** Pull collectors: a JSON target list (ingest/collectors/README.md), from a file and/or inline. */
   COLLECTOR_TARGETS_FILE: z.string().min(1).optional(),
   COLLECTOR_TARGETS: z.string().min(2).optional(),

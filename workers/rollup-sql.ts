@@ -8,6 +8,10 @@
 const BASE = `if(metric IN ('memory', 'storage'), value * interval_s, value)`;
 const FIRST = `(batch_seq, item)`;
 
+/**
+ * On-time samples: accepted before the hour's billing period started closing
+ * ({onTimeSeq} is the period's close_seq, or the largest UInt64 while it is open).
+ */
 export const ROLLUP_USAGE_SQL = `
 INSERT INTO billing.usage_hourly
     (account_id, hour, metric, resource_id, resource_type, region, base_total, samples, version)
@@ -15,7 +19,26 @@ SELECT account_id, usage_hour, metric, resource_id,
        argMin(resource_type, ${FIRST}), argMin(region, ${FIRST}),
        sum(${BASE}), count(), {version:UInt64}
 FROM billing.counted_samples(hour = {hour:DateTime('UTC')})
+WHERE batch_seq <= {onTimeSeq:UInt64}
 GROUP BY account_id, usage_hour, metric, resource_id`;
+
+/**
+ * Late samples: billed in the first period that was still open when they were accepted,
+ * i.e. the first period whose close_seq is at or above their sequence number, or else the
+ * period after the last one that started closing ({nextOpenPeriod}).
+ */
+export const ROLLUP_ADJUSTMENTS_SQL = `
+INSERT INTO billing.adjustments_hourly
+    (account_id, billed_period, hour, metric, resource_id, region, accepted_date, base_total, samples, version)
+SELECT account_id,
+       if(arrayFirstIndex(s -> s >= batch_seq, {closeSeqs:Array(UInt64)}) > 0,
+          {closePeriods:Array(Date)}[arrayFirstIndex(s -> s >= batch_seq, {closeSeqs:Array(UInt64)})],
+          {nextOpenPeriod:Date}) AS billed_period,
+       usage_hour, metric, resource_id, argMin(region, ${FIRST}), toDate(accepted_at) AS accepted_date,
+       sum(${BASE}), count(), {version:UInt64}
+FROM billing.counted_samples(hour = {hour:DateTime('UTC')})
+WHERE batch_seq > {onTimeSeq:UInt64}
+GROUP BY account_id, billed_period, usage_hour, metric, resource_id, accepted_date`;
 
 /**
  * Conflicts: natural keys whose copies disagree on the payload, plus ids reused for

@@ -8,8 +8,10 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ClickHouseClient } from '../lib/clickhouse.js';
 import type { RedisKeys } from '../schemas/queues.js';
+import { loadPeriodStates, rollupPeriodParams, UINT64_MAX, type PeriodState } from '../queries/periods.js';
 import {
   PRUNE_ANALYTICS_SQL,
+  ROLLUP_ADJUSTMENTS_SQL,
   ROLLUP_ANALYTICS_SQL,
   ROLLUP_STATS_SQL,
   ROLLUP_SUPPRESSION_SQL,
@@ -43,11 +45,19 @@ return 0`;
 const LOCK_MS = 10 * 60 * 1000;
 const PRUNE_EVERY_MS = 60_000;
 
-export async function rollupHour(ch: ClickHouseClient, hour: number, version: number, k: number, allowInstanceType: boolean): Promise<void> {
-  const params = { hour, version, k, allowInstanceType: allowInstanceType ? 1 : 0 };
-  for (const query of [ROLLUP_USAGE_SQL, ROLLUP_STATS_SQL, ROLLUP_ANALYTICS_SQL, ROLLUP_SUPPRESSION_SQL]) {
-    await ch.command({ query, query_params: params });
-  }
+export interface RollupContext {
+  k: number;
+  allowInstanceType: boolean;
+  /** Billing periods that started closing, oldest first: they split on-time from late. */
+  periods: readonly PeriodState[];
+}
+
+export async function rollupHour(ch: ClickHouseClient, hour: number, version: number, ctx: RollupContext): Promise<void> {
+  const params = { hour, version, k: ctx.k, allowInstanceType: ctx.allowInstanceType ? 1 : 0, ...rollupPeriodParams(ctx.periods, hour) };
+  const queries = [ROLLUP_USAGE_SQL, ROLLUP_STATS_SQL, ROLLUP_ANALYTICS_SQL, ROLLUP_SUPPRESSION_SQL];
+  // Only hours of periods that started closing can have late samples.
+  if (params.onTimeSeq !== UINT64_MAX) queries.push(ROLLUP_ADJUSTMENTS_SQL);
+  for (const query of queries) await ch.command({ query, query_params: params });
 }
 
 export class RollupScheduler {
@@ -86,6 +96,10 @@ export class RollupScheduler {
     const { redis, keys, ch, log } = this.deps;
     const dirty = await redis.hgetall(keys.dirtyHours);
     const hours = Object.keys(dirty).map(Number).sort((a, b) => a - b);
+    if (hours.length === 0) return 0;
+    // Read after the dirty set: a period that started closing before a batch marked its
+    // hour is seen here, so that hour is split with the period's close_seq.
+    const ctx: RollupContext = { k: this.deps.k, allowInstanceType: this.deps.allowInstanceType, periods: await loadPeriodStates(ch) };
     let done = 0;
     for (const hour of hours) {
       if (this.stopped) break;
@@ -97,7 +111,7 @@ export class RollupScheduler {
         const generation = await redis.hget(keys.dirtyHours, String(hour));
         if (generation === null) continue;
         const started = performance.now();
-        await rollupHour(ch, hour, this.nextVersion(), this.deps.k, this.deps.allowInstanceType);
+        await rollupHour(ch, hour, this.nextVersion(), ctx);
         await redis.eval(CLEAR_IF_UNCHANGED, 1, keys.dirtyHours, String(hour), generation);
         this.deps.onHour?.(performance.now() - started);
         done++;

@@ -1,0 +1,143 @@
+/**
+ * Closes billing periods, oldest first, once their grace has passed. Closing is a small
+ * state machine whose every step can be repeated after a crash:
+ *
+ *   1. start closing: read the acceptance sequence counter as close_seq and record it.
+ *      Every batch numbered up to it is already in the in-flight set (ingest takes the
+ *      number and the in-flight mark atomically), and every later sample for the period
+ *      is late: the rollup bills it as an adjustment in a later period;
+ *   2. mark the period's hours dirty, so they are recomputed with the split;
+ *   3. wait until no batch numbered up to close_seq is in flight and no hour before the
+ *      period's end is dirty: the on-time totals are then final, and so are the
+ *      adjustments billed into this period from earlier ones;
+ *   4. fingerprint the period's export and record the period as closed.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
+import { inflightUpTo } from '../lib/inflight.js';
+import { exportDigest } from '../queries/period-export.js';
+import { loadPeriodStates, nextPeriod, toDateString, type PeriodState } from '../queries/periods.js';
+import type { RedisKeys } from '../schemas/queues.js';
+
+export interface PeriodCloserDeps {
+  ch: ClickHouseClient;
+  redis: Redis;
+  keys: RedisKeys;
+  log: Logger;
+  graceMs: number;
+  intervalMs: number;
+  now?: () => number;
+}
+
+const LOCK_MS = 10 * 60 * 1000;
+
+export class PeriodCloser {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+  private stopped = false;
+  /** Periods whose hours this process has marked dirty since it (re)started closing them. */
+  private readonly marked = new Set<string>();
+
+  constructor(private readonly deps: PeriodCloserDeps) {}
+
+  start(): void {
+    const tick = () => {
+      if (this.stopped) return;
+      this.running = this.runOnce()
+        .catch((err: unknown) => this.deps.log.error({ err }, 'period close round failed; retried next round'))
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(tick, this.deps.intervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** Advances every due period as far as it can go now. Returns the periods closed. */
+  async runOnce(): Promise<string[]> {
+    const { redis, keys } = this.deps;
+    const lock = `${keys.bullPrefix}:period-close-lock`;
+    if ((await redis.set(lock, String(process.pid), 'PX', LOCK_MS, 'NX')) !== 'OK') return [];
+    try {
+      const closed: string[] = [];
+      for (const period of await this.duePeriods()) {
+        const done = await this.advance(period);
+        if (!done) break; // periods close in order: a later one waits for this one
+        closed.push(period);
+      }
+      return closed;
+    } finally {
+      await redis.del(lock);
+    }
+  }
+
+  /** Every month from the first one with data up to the last whose grace has passed, not yet closed. */
+  private async duePeriods(): Promise<string[]> {
+    const now = (this.deps.now ?? Date.now)();
+    const [first] = await queryRows<{ first: string }>(
+      this.deps.ch,
+      "SELECT toString(toStartOfMonth(min(hour))) AS first FROM billing.usage_hourly HAVING count() > 0",
+    );
+    if (!first) return [];
+    const states = new Map((await loadPeriodStates(this.deps.ch)).map((s) => [s.period, s]));
+    const due: string[] = [];
+    for (let p = Date.parse(`${first.first}T00:00:00Z`); nextPeriod(p) + this.deps.graceMs <= now; p = nextPeriod(p)) {
+      const label = toDateString(p);
+      if (states.get(label)?.status !== 'closed') due.push(label);
+    }
+    return due;
+  }
+
+  private async advance(period: string): Promise<boolean> {
+    const { ch, redis, keys, log } = this.deps;
+    let state = (await loadPeriodStates(ch)).find((s) => s.period === period);
+    if (!state) {
+      const closeSeq = Number((await redis.get(keys.batchSeq)) ?? 0);
+      state = { period, status: 'closing', close_seq: closeSeq, closed_at: null, export_sha256: '' };
+      await writeState(ch, state);
+      log.info({ period, closeSeq }, 'billing period closing: later samples become adjustments');
+    }
+    if (!this.marked.has(period)) {
+      await this.markHoursDirty(period);
+      this.marked.add(period);
+    }
+    const endS = nextPeriod(Date.parse(`${period}T00:00:00Z`)) / 1000;
+    const [inflight, dirty] = await Promise.all([inflightUpTo(redis, keys, state.close_seq), redis.hkeys(keys.dirtyHours)]);
+    if (inflight > 0 || dirty.some((h) => Number(h) < endS)) return false;
+
+    const digest = await exportDigest(ch, period.slice(0, 7));
+    await writeState(ch, { ...state, status: 'closed', closed_at: new Date((this.deps.now ?? Date.now)()).toISOString(), export_sha256: digest });
+    this.marked.delete(period);
+    log.info({ period, sha256: digest }, 'billing period closed');
+    return true;
+  }
+
+  private async markHoursDirty(period: string): Promise<void> {
+    const start = Date.parse(`${period}T00:00:00Z`) / 1000;
+    const hours = await queryRows<{ h: string }>(
+      this.deps.ch,
+      `SELECT DISTINCT toUnixTimestamp(usage_hour) AS h FROM billing.samples_raw
+       WHERE usage_hour >= {start:DateTime('UTC')} AND usage_hour < {end:DateTime('UTC')}`,
+      { start, end: nextPeriod(start * 1000) / 1000 },
+    );
+    if (hours.length === 0) return;
+    const tx = this.deps.redis.multi();
+    for (const { h } of hours) tx.hincrby(this.deps.keys.dirtyHours, h, 1);
+    await tx.exec();
+  }
+}
+
+async function writeState(ch: ClickHouseClient, s: PeriodState): Promise<void> {
+  await ch.insert({
+    table: 'billing.periods',
+    format: 'JSONEachRow',
+    // 'closed' outranks 'closing' even when both are written within the same millisecond.
+    values: [{ ...s, closed_at: s.closed_at ? Date.parse(s.closed_at) : null, version: Date.now() * 1000 + (s.status === 'closed' ? 1 : 0) }],
+  });
+}
