@@ -176,7 +176,7 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
           metrics.samplesRejected.inc(rejected);
         },
       });
-      registerIngestRoutes(http, { acceptor, keys: keyRing });
+      registerIngestRoutes(http, { acceptor, keys: keyRing, redis: redis.client, redisKeys: keys });
       collector = await startCollector(config, acceptor, log);
       if (collector) {
         const running = collector;

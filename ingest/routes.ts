@@ -4,14 +4,28 @@ import type { KeyRing } from '../lib/auth.js';
 import { sendError } from '../lib/http-errors.js';
 import { BackpressureError, BatchTooLargeError, type BatchAcceptor } from './accept.js';
 import { samplesFromBody } from './body.js';
+import type { Redis } from 'ioredis';
+import { recordProducerSeq } from '../lib/producers.js';
+import type { RedisKeys } from '../schemas/queues.js';
 
-export function registerIngestRoutes(app: FastifyInstance, deps: { acceptor: BatchAcceptor; keys: KeyRing }): void {
+export interface IngestRouteDeps {
+  acceptor: BatchAcceptor;
+  keys: KeyRing;
+  redis: Redis;
+  redisKeys: RedisKeys;
+}
+
+export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps): void {
   app.post('/v1/samples', { preHandler: deps.keys.require('producer') }, async (req, reply) => {
+    const producer = producerHeaders(req.headers);
+    if ('error' in producer) return sendError(reply, 400, 'invalid_producer_headers', producer.error);
     const decoded = samplesFromBody(req.body);
     if ('error' in decoded) return sendError(reply, 400, 'unreadable_body', decoded.error);
     if (decoded.items.length === 0) return sendError(reply, 400, 'empty_batch', 'the batch holds no samples');
     try {
       const result = await deps.acceptor.accept(decoded.items);
+      // The batch has been received (even if none of it was valid): no gap in the sequence.
+      if (producer.id !== undefined) await recordProducerSeq(deps.redis, deps.redisKeys, producer.id, producer.seq);
       if (result.accepted === 0) {
         return sendError(reply, 400, 'no_valid_samples', 'no sample in the batch is valid; see details for each item', {
           rejected: result.rejected,
@@ -27,4 +41,16 @@ export function registerIngestRoutes(app: FastifyInstance, deps: { acceptor: Bat
       throw err;
     }
   });
+}
+
+/** Optional batch numbering: X-Producer-Id and X-Producer-Seq, both or neither. */
+function producerHeaders(headers: Record<string, string | string[] | undefined>): { id?: undefined } | { id: string; seq: number } | { error: string } {
+  const id = headers['x-producer-id'];
+  const seq = headers['x-producer-seq'];
+  if (id === undefined && seq === undefined) return {};
+  if (typeof id !== 'string' || !/^[A-Za-z0-9._:-]{1,128}$/.test(id)) {
+    return { error: 'X-Producer-Id must be 1 to 128 letters, digits or . _ : - (and comes with X-Producer-Seq)' };
+  }
+  if (typeof seq !== 'string' || !/^\d{1,15}$/.test(seq)) return { error: 'X-Producer-Seq must be a whole number (and comes with X-Producer-Id)' };
+  return { id, seq: Number(seq) };
 }

@@ -9,7 +9,9 @@ import type { RedisKeys } from '../schemas/queues.js';
 import { LIMITS } from '../schemas/sample.js';
 import { isComplete } from './completeness.js';
 import { queryAccountAdjustments } from './adjustments.js';
-import { loadPeriodStates, nextPeriod, periodLabel, periodOf, periodStatus, toDateString, type PeriodState } from './periods.js';
+import { producerReports } from '../lib/producers.js';
+import { accountCoverage } from './coverage.js';
+import { loadPeriodStates, nextPeriod, parsePeriod, periodLabel, periodOf, periodStatus, toDateString, type PeriodState } from './periods.js';
 import { queryAccountUsage, resolveUsageQuery } from './usage.js';
 
 export interface QueryRouteDeps {
@@ -20,6 +22,7 @@ export interface QueryRouteDeps {
 }
 
 export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps): void {
+  registerCoverageRoutes(app, deps);
   app.get<{ Params: { account: string }; Querystring: Record<string, string> }>(
     '/v1/accounts/:account/usage',
     { preHandler: deps.keys.require('billing') },
@@ -52,6 +55,23 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps):
       };
     },
   );
+}
+
+/** Coverage and producer gaps: whether an invoice's data is all there. */
+function registerCoverageRoutes(app: FastifyInstance, deps: QueryRouteDeps): void {
+  app.get<{ Params: { account: string }; Querystring: { period?: string } }>(
+    '/v1/accounts/:account/coverage',
+    { preHandler: deps.keys.require('billing') },
+    async (req, reply) => {
+      const label = req.query.period ?? periodLabel(Date.now());
+      const start = parsePeriod(label);
+      if (start === undefined) return sendError(reply, 400, 'invalid_query', 'period must be YYYY-MM');
+      return { account: req.params.account, period: label, metrics: await accountCoverage(deps.ch, req.params.account, start, nextPeriod(start)) };
+    },
+  );
+  app.get('/v1/producers', { preHandler: deps.keys.require('billing') }, async () => ({
+    producers: await producerReports(deps.redis, deps.redisKeys),
+  }));
 }
 
 /** The status of every billing period the range touches. */

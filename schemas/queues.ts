@@ -41,6 +41,12 @@ export function redisKeys(prefix: string) {
     inflightSeq: `${prefix}:inflight-seq`,
     /** HASH hour → generation: hours whose aggregates must be recomputed. */
     dirtyHours: `${prefix}:dirty-hours`,
+    /** HASH producer → highest batch sequence number it sent (X-Producer-Seq). */
+    producers: `${prefix}:producers`,
+    /** ZSET of a producer's missing sequence numbers. */
+    producerGaps: (producer: string) => `${prefix}:producer-gaps:${producer}`,
+    /** HASH producer → missing numbers beyond the tracked bound. */
+    producerUntracked: `${prefix}:producer-untracked`,
     /** Lock held by the worker recomputing one hour. */
     rollupLock: (hour: number) => `${prefix}:rollup-lock:${hour}`,
   };

@@ -14,10 +14,10 @@ const FIRST = `(batch_seq, item)`;
  */
 export const ROLLUP_USAGE_SQL = `
 INSERT INTO billing.usage_hourly
-    (account_id, hour, metric, resource_id, resource_type, region, base_total, samples, version)
+    (account_id, hour, metric, resource_id, resource_type, region, base_total, samples, covered_s, first_start, last_end, version)
 SELECT account_id, usage_hour, metric, resource_id,
        argMin(resource_type, ${FIRST}), argMin(region, ${FIRST}),
-       sum(${BASE}), count(), {version:UInt64}
+       sum(${BASE}), count(), sum(interval_s), min(ts - toIntervalSecond(interval_s)), max(ts), {version:UInt64}
 FROM billing.counted_samples(hour = {hour:DateTime('UTC')})
 WHERE batch_seq <= {onTimeSeq:UInt64}
 GROUP BY account_id, usage_hour, metric, resource_id`;
