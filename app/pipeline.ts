@@ -20,11 +20,16 @@ import { loadTargets, PullCollector } from '../ingest/collectors/index.js';
 import { registerQueryRoutes } from '../queries/routes.js';
 import type { Config } from '../schemas/config.js';
 import { migrate } from '../schemas/migrate.js';
-import { QUEUE_NAMES, redisKeys, type BatchJob, type RedisKeys } from '../schemas/queues.js';
+import { QUEUE_NAMES, redisKeys, type BatchJob, type ErasureJob, type RedisKeys } from '../schemas/queues.js';
 import { createBatchWriter } from '../workers/batch-writer.js';
 import { InflightReconciler } from '../workers/inflight-reconciler.js';
 import { PeriodCloser } from '../workers/period-closer.js';
-import { createBatchQueue } from '../workers/queues.js';
+import { createBatchQueue, createErasureQueue } from '../workers/queues.js';
+import { createErasureProcessor } from '../workers/erasure.js';
+import { RetentionSweep } from '../workers/retention-sweep.js';
+import { registerPrivacyRoutes } from '../queries/privacy-routes.js';
+import { AuditRecorder } from '../lib/audit.js';
+import { applyRetention } from '../lib/retention.js';
 import { RollupScheduler } from '../workers/rollup.js';
 import { createHttpServer } from './http.js';
 
@@ -70,11 +75,14 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
       const client = ch;
       closers.push(() => client.close());
       const applied = await migrate(ch, log);
-      log.info({ clickhouse: describeClickHouse(config), applied }, 'ClickHouse ready');
+      const ttlChanged = await applyRetention(ch, config.RAW_RETENTION_DAYS, config.AUDIT_RETENTION_MONTHS);
+      log.info({ clickhouse: describeClickHouse(config), applied, ttlChanged }, 'ClickHouse ready');
     }
 
     const queue = createBatchQueue({ connection: redis.options, prefix: keys.bullPrefix, attempts: config.JOB_ATTEMPTS });
     closers.push(() => queue.close());
+    const erasureQueue = createErasureQueue({ connection: redis.options, prefix: keys.bullPrefix, attempts: config.JOB_ATTEMPTS });
+    closers.push(() => erasureQueue.close());
 
     let rollup: RollupScheduler | undefined;
     if (wants.worker && ch) {
@@ -111,7 +119,7 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
         keys,
         log,
         k: config.K_ANONYMITY,
-        allowInstanceType: config.ANALYTICS_ATTRIBUTES.includes('instance_type'),
+        analyticsAttributes: config.ANALYTICS_ATTRIBUTES,
         intervalMs: config.ROLLUP_INTERVAL_MS,
         onHour: (ms) => metrics.rollupSeconds.observe(ms / 1000),
       });
@@ -129,6 +137,20 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
       });
       closer.start();
       closers.push(() => closer.stop());
+
+      const erase = createErasureProcessor({ ch, redis: redis.client, keys, batchQueue: queue, log });
+      const erasureWorker = new Worker<ErasureJob>(QUEUE_NAMES.erasure, (job: Job<ErasureJob>) => erase(job), {
+        connection: redis.options,
+        prefix: keys.bullPrefix,
+        concurrency: 1, // erasures rewrite whole parts: one at a time
+        lockDuration: 10 * 60_000,
+      });
+      erasureWorker.on('failed', (job, err) => log.error({ requestId: job?.id, err: err.message }, 'erasure attempt failed'));
+      closers.push(() => erasureWorker.close());
+
+      const sweep = new RetentionSweep({ ch, redis: redis.client, keys, erasureQueue, log, intervalMs: config.RETENTION_INTERVAL_MS });
+      sweep.start();
+      closers.push(() => sweep.stop());
 
       const reconciler = new InflightReconciler({ redis: redis.client, keys, queue, log });
       reconciler.start();
@@ -184,7 +206,19 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
       }
     }
     if (wants.api && ch) {
+      const audit = new AuditRecorder(ch, log);
+      audit.register(http);
+      audit.start();
+      closers.push(() => audit.stop()); // after HTTP has stopped: the last calls are written too
       registerQueryRoutes(http, { ch, redis: redis.client, redisKeys: keys, keys: keyRing });
+      registerPrivacyRoutes(http, {
+        ch,
+        redis: redis.client,
+        redisKeys: keys,
+        keys: keyRing,
+        erasureQueue,
+        accountRetentionMonths: config.ACCOUNT_RETENTION_MONTHS,
+      });
     }
 
     await http.listen({ host: config.HOST, port: config.PORT });

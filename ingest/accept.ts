@@ -57,9 +57,12 @@ export interface AcceptorOptions {
 }
 
 const BACKLOG_CHECK_MS = 250;
+/** How stale this process's view of the accounts being erased may be (erasure waits longer). */
+export const ERASING_CHECK_MS = 1000;
 
 export class BatchAcceptor implements SampleSink {
   private backlog = { checkedAt: 0, waiting: 0 };
+  private erasing = { checkedAt: 0, accounts: new Set<string>() };
 
   constructor(private readonly opts: AcceptorOptions) {}
 
@@ -68,6 +71,7 @@ export class BatchAcceptor implements SampleSink {
       throw new BatchTooLargeError(`a batch may hold at most ${this.opts.maxBatchItems} samples; this one has ${items.length}`);
     }
     await this.checkBacklog(nowMs);
+    const erasing = await this.accountsBeingErased(nowMs);
 
     const valid: NormalizedSample[] = [];
     const rejected: RejectedItem[] = [];
@@ -77,8 +81,10 @@ export class BatchAcceptor implements SampleSink {
         return;
       }
       const r = parseSample(item, nowMs);
-      if (r.ok) valid.push(r.sample);
-      else rejected.push({ index, errors: r.errors });
+      if (!r.ok) rejected.push({ index, errors: r.errors });
+      else if (erasing.has(r.sample.account_id)) {
+        rejected.push({ index, errors: [{ path: 'account_id', message: 'this account is being erased; send its samples again once the erasure is done' }] });
+      } else valid.push(r.sample);
     });
     if (valid.length === 0) {
       this.observe(0, rejected.length);
@@ -114,6 +120,13 @@ export class BatchAcceptor implements SampleSink {
       this.backlog = { checkedAt: nowMs, waiting: await this.opts.queue.getWaitingCount() };
     }
     if (this.backlog.waiting >= this.opts.maxQueuedBatches) throw new BackpressureError(2);
+  }
+
+  private async accountsBeingErased(nowMs: number): Promise<Set<string>> {
+    if (nowMs - this.erasing.checkedAt > ERASING_CHECK_MS) {
+      this.erasing = { checkedAt: nowMs, accounts: new Set(await this.opts.redis.smembers(this.opts.keys.erasing)) };
+    }
+    return this.erasing.accounts;
   }
 
   private observe(accepted: number, rejected: number): void {

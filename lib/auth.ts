@@ -31,10 +31,10 @@ export class KeyRing {
     return async (req: FastifyRequest, reply: FastifyReply) => {
       const key = this.authenticate(req.headers.authorization);
       if (!key) return sendError(reply, 401, 'unauthorized', 'a valid API key is required: Authorization: Bearer <key>');
+      req.apiKey = key; // known even when refused below: the audit trail records who tried
       if (!roles.includes(key.role)) {
         return sendError(reply, 403, 'forbidden', `this endpoint needs a ${roles.join(' or ')} key; this key's role is ${key.role}`);
       }
-      req.apiKey = key;
     };
   }
 }

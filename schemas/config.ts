@@ -65,7 +65,7 @@ export const configSchema = z.object({
   K_ANONYMITY: int(2, 1000).default(10),
   ANALYTICS_ATTRIBUTES: z
     .string()
-    .default('instance_type,plan,zone')
+    .default('instance_type,zone')
     .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
   WORKER_CONCURRENCY: int(1, 64).default(4),
   ROLLUP_INTERVAL_MS: int(50, 3_600_000).default(1000),
@@ -75,6 +75,11 @@ export const configSchema = z.object({
   /** A billing period (UTC month) closes this long after its end; later samples become adjustments. */
   PERIOD_GRACE_HOURS: int(0, 24 * 90).default(48),
   PERIOD_CLOSE_INTERVAL_MS: int(50, 3_600_000).default(60_000),
+  /** Retention (privacy policy §8): raw samples, terminated accounts' usage, audit trail. */
+  RAW_RETENTION_DAYS: int(1, 3650).default(90),
+  ACCOUNT_RETENTION_MONTHS: int(0, 120).default(12),
+  AUDIT_RETENTION_MONTHS: int(1, 240).default(24),
+  RETENTION_INTERVAL_MS: int(50, 86_400_000).default(3_600_000),
   /** Pull collectors: a JSON target list (ingest/collectors/README.md), from a file and/or inline. */
   COLLECTOR_TARGETS_FILE: z.string().min(1).optional(),
   COLLECTOR_TARGETS: z.string().min(2).optional(),

@@ -7,6 +7,8 @@ import { z } from 'zod';
 export const QUEUE_NAMES = {
   /** One job per accepted HTTP batch: write its raw billing rows. */
   batches: 'batches',
+  /** One job per erasure request: remove every trace of an account from billing. */
+  erasure: 'erasure',
 } as const;
 
 export const batchJobSchema = z.object({
@@ -24,8 +26,18 @@ export const batchJobSchema = z.object({
 });
 export type BatchJob = z.infer<typeof batchJobSchema>;
 
+export const erasureJobSchema = z.object({
+  requestId: z.uuid(),
+  account: z.string().min(1),
+  requestedAtMs: z.number().int(),
+  /** Why: a data-subject request, or the end of retention after termination. */
+  reason: z.enum(['request', 'retention']),
+});
+export type ErasureJob = z.infer<typeof erasureJobSchema>;
+
 export interface JobPayloads {
   [QUEUE_NAMES.batches]: BatchJob;
+  [QUEUE_NAMES.erasure]: ErasureJob;
 }
 
 /** Every Redis key the product owns, under the configured prefix. */
@@ -47,6 +59,10 @@ export function redisKeys(prefix: string) {
     producerGaps: (producer: string) => `${prefix}:producer-gaps:${producer}`,
     /** HASH producer → missing numbers beyond the tracked bound. */
     producerUntracked: `${prefix}:producer-untracked`,
+    /** SET of accounts being erased: ingest refuses their samples until it is done. */
+    erasing: `${prefix}:erasing`,
+    /** HASH per erasure request: status and timings (no account id once done). */
+    erasureRequest: (id: string) => `${prefix}:erasure:${id}`,
     /** Lock held by the worker recomputing one hour. */
     rollupLock: (hour: number) => `${prefix}:rollup-lock:${hour}`,
   };

@@ -4,7 +4,7 @@
  * set, with its data and reason, until someone replays or erases it. Nothing is dropped.
  */
 import { Queue, type ConnectionOptions, type DefaultJobOptions } from 'bullmq';
-import { QUEUE_NAMES, type BatchJob } from '../schemas/queues.js';
+import { QUEUE_NAMES, type BatchJob, type ErasureJob } from '../schemas/queues.js';
 
 export interface QueueSettings {
   connection: ConnectionOptions;
@@ -29,5 +29,17 @@ export function createBatchQueue(s: QueueSettings): Queue<BatchJob> {
     connection: s.connection,
     prefix: s.prefix,
     defaultJobOptions: batchJobOptions(s.attempts),
+  });
+}
+
+export function createErasureQueue(s: QueueSettings): Queue<ErasureJob> {
+  return new Queue<ErasureJob>(QUEUE_NAMES.erasure, {
+    connection: s.connection,
+    prefix: s.prefix,
+    defaultJobOptions: {
+      ...batchJobOptions(s.attempts),
+      // An erasure job names the account: gone as soon as it is done (its status stays, without the id).
+      removeOnComplete: true,
+    },
   });
 }

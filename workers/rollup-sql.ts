@@ -61,65 +61,83 @@ SELECT {hour:DateTime('UTC')},
 
 /**
  * An attribute reaches analytics only if it is allow-listed and looks like a label, not an
- * identifier: short, lower-case, no e-mail, IP address or long random token.
+ * identifier: short, lower-case, no e-mail, IP address or long random token. Anything
+ * else becomes 'other'.
  */
-const SAFE_LABEL = (expr: string) => `if(
-    {allowInstanceType:UInt8} = 1
+const SAFE_LABEL = (allowParam: string, expr: string) => `if(
+    {${allowParam}:UInt8} = 1
     AND match(${expr}, '^[a-z0-9][a-z0-9._-]{0,39}$')
     AND NOT match(${expr}, '^[0-9]+([.][0-9]+){3}$')
     AND NOT match(${expr}, '[a-z0-9]{16,}'),
-    ${expr}, 'other')`;
+    ${expr}, if(${expr} = '', 'unknown', 'other'))`;
 
 /**
- * k-anonymity by generalization: a cohort cell with fewer than k distinct accounts has
- * its instance_type generalized to '*' (pooled with the other small cells of the same
- * region × resource_type × metric); a pooled cell still under k is suppressed.
+ * k-anonymity by generalization along a declared hierarchy. Each resource's hourly usage
+ * lands in the finest cell region × zone × resource_type × instance_type × metric that
+ * covers at least k distinct accounts:
+ *   level 0  the fine cell;
+ *   level 1  instance_type generalized to '*' (the zone's small cells pooled);
+ *   level 2  zone generalized to '*' too (the region's remaining small cells pooled).
+ * A level-2 pool still under k accounts is suppressed. Every published cell covers ≥ k.
  */
-const PER_RESOURCE_CTE = `
+const COHORT_CTES = `
 per_resource AS (
     SELECT account_id, resource_id, metric,
            argMin(region, ${FIRST}) AS region,
            toString(argMin(resource_type, ${FIRST})) AS resource_type,
-           ${SAFE_LABEL(`argMin(attributes['instance_type'], ${FIRST})`)} AS fine_instance_type,
+           ${SAFE_LABEL('allowInstanceType', `argMin(attributes['instance_type'], ${FIRST})`)} AS fine_instance_type,
+           ${SAFE_LABEL('allowZone', `argMin(attributes['zone'], ${FIRST})`)} AS fine_zone,
            sum(${BASE}) AS base,
            count() AS samples
     FROM billing.counted_samples(hour = {hour:DateTime('UTC')})
     GROUP BY account_id, resource_id, metric
 ),
-cells AS (
-    SELECT *,
-           if(uniqExact(account_id) OVER (PARTITION BY region, resource_type, fine_instance_type, metric) >= {k:UInt32},
-              fine_instance_type, '*') AS cell_instance_type
+level0 AS (
+    SELECT *, uniqExact(account_id) OVER (PARTITION BY region, resource_type, fine_zone, fine_instance_type, metric) AS n0
     FROM per_resource
 ),
+level1 AS (
+    SELECT *, uniqExact(account_id) OVER (PARTITION BY region, resource_type, fine_zone, metric) AS n1
+    FROM level0
+    WHERE n0 < {k:UInt32}
+),
+cells AS (
+    SELECT account_id, metric, region, resource_type, base, samples,
+           fine_zone AS cell_zone, fine_instance_type AS cell_instance_type, 0 AS level
+    FROM level0 WHERE n0 >= {k:UInt32}
+    UNION ALL
+    SELECT account_id, metric, region, resource_type, base, samples,
+           if(n1 >= {k:UInt32}, fine_zone, '*'), '*', if(n1 >= {k:UInt32}, 1, 2)
+    FROM level1
+),
 published AS (
-    SELECT region, resource_type, cell_instance_type, metric,
+    SELECT region, cell_zone, resource_type, cell_instance_type, metric, max(level) AS level,
            uniqExact(account_id) AS accounts, count() AS resources, sum(samples) AS samples,
            sum(base) AS total, avg(toFloat64(base)) AS mean,
            quantileExact(0.5)(toFloat64(base)) AS p50, quantileExact(0.95)(toFloat64(base)) AS p95,
            max(toFloat64(base)) AS max
     FROM cells
-    GROUP BY region, resource_type, cell_instance_type, metric
+    GROUP BY region, cell_zone, resource_type, cell_instance_type, metric
     HAVING accounts >= {k:UInt32}
 )`;
 
 export const ROLLUP_ANALYTICS_SQL = `
 INSERT INTO analytics.fleet_usage_hourly_versions
-    (hour, region, resource_type, instance_type, metric, accounts, resources, samples, total, mean, p50, p95, max, generalized, version)
-WITH ${PER_RESOURCE_CTE}
-SELECT {hour:DateTime('UTC')}, region, resource_type, cell_instance_type, toString(metric),
+    (hour, region, zone, resource_type, instance_type, metric, accounts, resources, samples, total, mean, p50, p95, max, generalized, version)
+WITH ${COHORT_CTES}
+SELECT {hour:DateTime('UTC')}, region, cell_zone, resource_type, cell_instance_type, toString(metric),
        accounts, resources, samples, total, mean, p50, p95, max,
-       cell_instance_type = '*', {version:UInt64}
+       level > 0, {version:UInt64}
 FROM published`;
 
 export const ROLLUP_SUPPRESSION_SQL = `
 INSERT INTO analytics.suppression_hourly
-    (hour, metric, resources_total, resources_generalized, resources_suppressed, version)
-WITH ${PER_RESOURCE_CTE}
+    (hour, metric, resources_total, resources_generalized, resources_zone_generalized, resources_suppressed, version)
+WITH ${COHORT_CTES}
 SELECT {hour:DateTime('UTC')}, toString(c.metric),
-       count(), countIf(c.cell_instance_type = '*'),
-       countIf((c.region, c.resource_type, c.cell_instance_type, c.metric) NOT IN
-               (SELECT region, resource_type, cell_instance_type, metric FROM published)),
+       count(), countIf(c.level >= 1), countIf(c.level = 2),
+       countIf((c.region, c.cell_zone, c.resource_type, c.cell_instance_type, c.metric) NOT IN
+               (SELECT region, cell_zone, resource_type, cell_instance_type, metric FROM published)),
        {version:UInt64}
 FROM cells AS c
 GROUP BY c.metric`;

@@ -24,8 +24,8 @@ export interface RollupDeps {
   keys: RedisKeys;
   log: Logger;
   k: number;
-  /** Whether instance_type is on the analytics allow-list. */
-  allowInstanceType: boolean;
+  /** The analytics allow-list: which attributes may become cohort labels. */
+  analyticsAttributes: readonly string[];
   intervalMs: number;
   onHour?: (ms: number) => void;
 }
@@ -47,13 +47,21 @@ const PRUNE_EVERY_MS = 60_000;
 
 export interface RollupContext {
   k: number;
-  allowInstanceType: boolean;
+  analyticsAttributes: readonly string[];
   /** Billing periods that started closing, oldest first: they split on-time from late. */
   periods: readonly PeriodState[];
 }
 
 export async function rollupHour(ch: ClickHouseClient, hour: number, version: number, ctx: RollupContext): Promise<void> {
-  const params = { hour, version, k: ctx.k, allowInstanceType: ctx.allowInstanceType ? 1 : 0, ...rollupPeriodParams(ctx.periods, hour) };
+  const allowed = (name: string) => (ctx.analyticsAttributes.includes(name) ? 1 : 0);
+  const params = {
+    hour,
+    version,
+    k: ctx.k,
+    allowInstanceType: allowed('instance_type'),
+    allowZone: allowed('zone'),
+    ...rollupPeriodParams(ctx.periods, hour),
+  };
   const queries = [ROLLUP_USAGE_SQL, ROLLUP_STATS_SQL, ROLLUP_ANALYTICS_SQL, ROLLUP_SUPPRESSION_SQL];
   // Only hours of periods that started closing can have late samples.
   if (params.onTimeSeq !== UINT64_MAX) queries.push(ROLLUP_ADJUSTMENTS_SQL);
@@ -99,7 +107,7 @@ export class RollupScheduler {
     if (hours.length === 0) return 0;
     // Read after the dirty set: a period that started closing before a batch marked its
     // hour is seen here, so that hour is split with the period's close_seq.
-    const ctx: RollupContext = { k: this.deps.k, allowInstanceType: this.deps.allowInstanceType, periods: await loadPeriodStates(ch) };
+    const ctx: RollupContext = { k: this.deps.k, analyticsAttributes: this.deps.analyticsAttributes, periods: await loadPeriodStates(ch) };
     let done = 0;
     for (const hour of hours) {
       if (this.stopped) break;

@@ -1,0 +1,69 @@
+/**
+ * Access and portability (policy §9): everything held about an account's usage, streamed
+ * as one JSON document or as CSV with a record_type column. Rows are read in pages so a
+ * large account never sits in memory.
+ */
+import type { ClickHouseClient } from '../lib/clickhouse.js';
+import { CURRENT_ADJUSTMENTS } from './adjustments.js';
+import { accountState } from './accounts.js';
+
+interface Section {
+  name: string;
+  sql: string;
+}
+
+const SECTIONS: Section[] = [
+  {
+    name: 'hourly_usage',
+    sql: `SELECT hour, metric, resource_id, resource_type, region, toString(base_total) AS base_total, samples
+          FROM billing.usage_hourly FINAL WHERE account_id = {account:String} ORDER BY hour, metric, resource_id`,
+  },
+  {
+    name: 'adjustments',
+    sql: `SELECT billed_period, hour, metric, resource_id, region, accepted_date, toString(base_total) AS base_total, samples
+          FROM (${CURRENT_ADJUSTMENTS}) WHERE account_id = {account:String} ORDER BY billed_period, hour, metric, resource_id`,
+  },
+  {
+    name: 'samples',
+    sql: `SELECT id, resource_id, resource_type, region, metric, ts, interval_s, toString(value) AS value, attributes, accepted_at
+          FROM billing.samples_raw WHERE account_id = {account:String} ORDER BY usage_hour, resource_id, metric, ts`,
+  },
+];
+
+async function* sectionRows(ch: ClickHouseClient, section: Section, account: string): AsyncGenerator<Record<string, unknown>> {
+  const rs = await ch.query({ query: section.sql, query_params: { account }, format: 'JSONEachRow' });
+  for await (const rows of rs.stream()) for (const row of rows) yield row.json<Record<string, unknown>>();
+}
+
+export async function* exportAccountJson(ch: ClickHouseClient, account: string): AsyncGenerator<string> {
+  const lifecycle = await accountState(ch, account);
+  yield `{"account":${JSON.stringify(account)},"generated_at":${JSON.stringify(new Date().toISOString())},"lifecycle":${JSON.stringify(lifecycle)}`;
+  for (const section of SECTIONS) {
+    yield `,${JSON.stringify(section.name)}:[`;
+    let first = true;
+    for await (const row of sectionRows(ch, section, account)) {
+      yield (first ? '' : ',') + JSON.stringify(row);
+      first = false;
+    }
+    yield ']';
+  }
+  yield '}\n';
+}
+
+const CSV_COLUMNS = ['record_type', 'hour', 'billed_period', 'ts', 'id', 'metric', 'resource_id', 'resource_type', 'region', 'interval_s', 'value', 'base_total', 'samples', 'accepted_date', 'accepted_at', 'attributes'];
+
+export async function* exportAccountCsv(ch: ClickHouseClient, account: string): AsyncGenerator<string> {
+  yield CSV_COLUMNS.join(',') + '\n';
+  for (const section of SECTIONS) {
+    for await (const row of sectionRows(ch, section, account)) {
+      const rec: Record<string, unknown> = { ...row, record_type: section.name };
+      yield CSV_COLUMNS.map((c) => csv(rec[c])).join(',') + '\n';
+    }
+  }
+}
+
+function csv(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}

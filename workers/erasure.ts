@@ -1,0 +1,152 @@
+/**
+ * Erasure of an account (privacy policy §8 and §9): every billing row, aggregate,
+ * adjustment, queued or dead-lettered job of the account is removed physically; the
+ * anonymized analytics are left as they are. Each request is a job on the `erasure`
+ * queue (retried like any job) with a status a caller can poll.
+ *
+ * Order, and why nothing of the account survives:
+ *   1. mark the account as being erased: ingest refuses its samples from now on, so no
+ *      new row for it can enter the queue;
+ *   2. scrub the batch queue: rewrite every waiting, delayed, failed or completed job that
+ *      holds the account's rows without them, and wait for active jobs to finish;
+ *   3. delete its rows from every billing table as mutations that rewrite the parts
+ *      (mutations_sync = 2): physically gone, not masked;
+ *   4. check that no row is left (a job that was already active in step 2 may have
+ *      written after step 3 began) and repeat 2–3 if one is;
+ *   5. unmark the account. It can be billed again from zero: new batches get new
+ *      deduplication tokens, so no checksum of the old data can swallow them.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { ERASING_CHECK_MS } from '../ingest/accept.js';
+import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
+import { batchJobSchema, type BatchJob, type ErasureJob, type RedisKeys } from '../schemas/queues.js';
+
+/** Billing tables that hold an account_id: everything erasure must reach. */
+export const ACCOUNT_TABLES = ['billing.samples_raw', 'billing.usage_hourly', 'billing.adjustments_hourly', 'billing.accounts'] as const;
+
+const STATUS_TTL_S = 90 * 24 * 3600;
+const ACTIVE_WAIT_MS = 60_000;
+const MAX_PASSES = 5;
+
+export type ErasureStatus = 'queued' | 'running' | 'done' | 'failed';
+
+export interface ErasureDeps {
+  ch: ClickHouseClient;
+  redis: Redis;
+  keys: RedisKeys;
+  batchQueue: Queue<BatchJob>;
+  log: Logger;
+}
+
+/** Files the request: marks the account at once (step 1) and queues the work. */
+export async function requestErasure(
+  deps: Pick<ErasureDeps, 'redis' | 'keys'>,
+  erasureQueue: Queue<ErasureJob>,
+  account: string,
+  reason: ErasureJob['reason'],
+): Promise<string> {
+  const requestId = randomUUID();
+  const requestedAtMs = Date.now();
+  await deps.redis
+    .multi()
+    .sadd(deps.keys.erasing, account)
+    .hset(deps.keys.erasureRequest(requestId), { status: 'queued', reason, requested_at: new Date(requestedAtMs).toISOString() })
+    .expire(deps.keys.erasureRequest(requestId), STATUS_TTL_S)
+    .exec();
+  await erasureQueue.add('erase', { requestId, account, requestedAtMs, reason }, { jobId: requestId });
+  return requestId;
+}
+
+export async function erasureStatus(redis: Redis, keys: RedisKeys, requestId: string): Promise<Record<string, string> | undefined> {
+  const status = await redis.hgetall(keys.erasureRequest(requestId));
+  return Object.keys(status).length ? status : undefined;
+}
+
+export function createErasureProcessor(deps: ErasureDeps) {
+  return async function erase(job: Pick<Job<ErasureJob>, 'data'>): Promise<{ passes: number }> {
+    const { requestId, account } = job.data;
+    const statusKey = deps.keys.erasureRequest(requestId);
+    await deps.redis.hset(statusKey, { status: 'running', started_at: new Date().toISOString() });
+    await deps.redis.sadd(deps.keys.erasing, account); // again, in case the request predates a restart
+    await sleep(ERASING_CHECK_MS + 500); // every ingest process now refuses the account's samples
+    let passes = 0;
+    try {
+      do {
+        passes++;
+        const scrubbed = await scrubQueue(deps.batchQueue, account);
+        await waitForActiveJobs(deps.batchQueue, account);
+        for (const table of ACCOUNT_TABLES) {
+          await deps.ch.command({
+            query: `ALTER TABLE ${table} DELETE WHERE account_id = {account:String}`,
+            query_params: { account },
+            clickhouse_settings: { mutations_sync: '2' },
+          });
+        }
+        deps.log.info({ requestId, pass: passes, jobsScrubbed: scrubbed }, 'erasure pass done');
+      } while ((await remainingRows(deps.ch, account)) > 0 && passes < MAX_PASSES);
+      if ((await remainingRows(deps.ch, account)) > 0) throw new Error(`rows of the account remain after ${MAX_PASSES} passes`);
+      await deps.redis
+        .multi()
+        .srem(deps.keys.erasing, account)
+        .hset(statusKey, { status: 'done', finished_at: new Date().toISOString(), passes: String(passes) })
+        .exec();
+      return { passes };
+    } catch (err) {
+      await deps.redis.hset(statusKey, { status: 'failed', error: (err as Error).message });
+      throw err;
+    }
+  };
+}
+
+async function remainingRows(ch: ClickHouseClient, account: string): Promise<number> {
+  const union = ACCOUNT_TABLES.map((t) => `SELECT count() AS n FROM ${t} WHERE account_id = {account:String}`).join(' UNION ALL ');
+  const rows = await queryRows<{ n: string }>(ch, `SELECT sum(n) AS n FROM (${union})`, { account });
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Rewrites every not-active batch job that holds the account's rows. Returns how many. */
+async function scrubQueue(queue: Queue<BatchJob>, account: string): Promise<number> {
+  let scrubbed = 0;
+  const states = ['waiting', 'delayed', 'prioritized', 'failed', 'completed', 'waiting-children'] as const;
+  for (let start = 0; ; start += 500) {
+    const jobs = await queue.getJobs([...states], start, start + 499);
+    if (jobs.length === 0) break;
+    for (const job of jobs) {
+      if (!job?.data?.accounts?.includes(account)) continue;
+      const kept = withoutAccount(job.data, account);
+      if (kept) await job.updateData(kept);
+      else await job.remove();
+      scrubbed++;
+    }
+    if (jobs.length < 500) break;
+  }
+  return scrubbed;
+}
+
+/** The job without the account's rows, or undefined when nothing else is left. */
+export function withoutAccount(data: BatchJob, account: string): BatchJob | undefined {
+  const batch = batchJobSchema.parse(data);
+  const lines = batch.rows.split('\n').filter((l) => l.length > 0 && (JSON.parse(l) as { account_id: string }).account_id !== account);
+  if (lines.length === 0) return undefined;
+  const hours = new Set<number>();
+  for (const l of lines) hours.add((JSON.parse(l) as { usage_hour: number }).usage_hour);
+  return {
+    ...batch,
+    rows: lines.join('\n') + '\n',
+    rowCount: lines.length,
+    hours: [...hours].sort((a, b) => a - b),
+    accounts: batch.accounts.filter((a) => a !== account),
+  };
+}
+
+async function waitForActiveJobs(queue: Queue<BatchJob>, account: string): Promise<void> {
+  const deadline = Date.now() + ACTIVE_WAIT_MS;
+  while ((await queue.getJobs(['active'])).some((j) => j?.data?.accounts?.includes(account))) {
+    if (Date.now() > deadline) throw new Error('a batch job holding the account stayed active too long; retrying');
+    await sleep(100);
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * The retention sweep: terminated accounts whose retention period has ended are erased,
+ * through the same erasure job a data-subject request uses. Runs on a timer in worker
+ * processes; a Redis lock keeps one sweep at a time, and an account already being erased
+ * is not requested twice.
+ */
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { ClickHouseClient } from '../lib/clickhouse.js';
+import { accountsDueForErasure } from '../queries/accounts.js';
+import type { ErasureJob, RedisKeys } from '../schemas/queues.js';
+import { requestErasure } from './erasure.js';
+
+export class RetentionSweep {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly deps: { ch: ClickHouseClient; redis: Redis; keys: RedisKeys; erasureQueue: Queue<ErasureJob>; log: Logger; intervalMs: number; now?: () => number },
+  ) {}
+
+  start(): void {
+    const tick = () => {
+      this.running = this.runOnce()
+        .catch((err: unknown) => this.deps.log.error({ err }, 'retention sweep failed; retried next round'))
+        .finally(() => {
+          if (this.timer !== undefined) this.timer = setTimeout(tick, this.deps.intervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** Requests erasure of every due account not already being erased. Returns them. */
+  async runOnce(): Promise<string[]> {
+    const { ch, redis, keys, erasureQueue, log } = this.deps;
+    const lock = `${keys.bullPrefix}:retention-sweep-lock`;
+    if ((await redis.set(lock, String(process.pid), 'PX', 600_000, 'NX')) !== 'OK') return [];
+    try {
+      const due = await accountsDueForErasure(ch, (this.deps.now ?? Date.now)());
+      const requested: string[] = [];
+      for (const account of due) {
+        if (await redis.sismember(keys.erasing, account)) continue;
+        const requestId = await requestErasure({ redis, keys }, erasureQueue, account, 'retention');
+        log.info({ requestId }, 'retention ended for a terminated account: erasure requested');
+        requested.push(account);
+      }
+      return requested;
+    } finally {
+      await redis.del(lock);
+    }
+  }
+}
