@@ -25,6 +25,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'backfill NDJSON or CSV samples from a file through the same validated path',
     run: async (argv) => (await import('./import.js')).runImportCommand(argv),
   },
+  'privacy-scan': {
+    summary: 'scan analytics tables and dataset exports for identifiers; exit 1 on any',
+    run: async (argv) => (await import('./privacy-scan.js')).runPrivacyScanCommand(argv),
+  },
   migrate: {
     summary: 'apply the ClickHouse migrations and exit',
     run: async (argv) => (await import('./migrate.js')).runMigrateCommand(argv),
