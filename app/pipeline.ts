@@ -121,6 +121,7 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
         k: config.K_ANONYMITY,
         analyticsAttributes: config.ANALYTICS_ATTRIBUTES,
         intervalMs: config.ROLLUP_INTERVAL_MS,
+        rawRetentionDays: config.RAW_RETENTION_DAYS,
         onHour: (ms) => metrics.rollupSeconds.observe(ms / 1000),
       });
       rollup.start();
@@ -193,6 +194,7 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
         keys,
         maxBatchItems: config.MAX_BATCH_ITEMS,
         maxQueuedBatches: config.MAX_QUEUED_BATCHES,
+        rawRetentionDays: config.RAW_RETENTION_DAYS,
         onAccepted: (accepted, rejected) => {
           metrics.samplesAccepted.inc(accepted);
           metrics.samplesRejected.inc(rejected);

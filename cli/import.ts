@@ -49,6 +49,7 @@ export async function runImportCommand(argv: string[]): Promise<number> {
     keys,
     maxBatchItems: config.MAX_BATCH_ITEMS,
     maxQueuedBatches: config.MAX_QUEUED_BATCHES,
+    rawRetentionDays: config.RAW_RETENTION_DAYS,
   });
   const bar = new cliProgress.SingleBar(
     { format: 'importing [{bar}] {percentage}% | {rows} rows | {accepted} accepted | {rejected} rejected', stream: process.stderr, hideCursor: true },

@@ -52,6 +52,8 @@ export interface AcceptorOptions {
   keys: RedisKeys;
   maxBatchItems: number;
   maxQueuedBatches: number;
+  /** RAW_RETENTION_DAYS: how old a sample may be and still be kept long enough to bill. */
+  rawRetentionDays: number;
   /** Hook for metrics; an observer's failure never breaks the path it observes. */
   onAccepted?: (accepted: number, rejected: number) => void;
 }
@@ -80,7 +82,7 @@ export class BatchAcceptor implements SampleSink {
         rejected.push({ index, errors: [{ path: '(item)', message: item.reason }] });
         return;
       }
-      const r = parseSample(item, nowMs);
+      const r = parseSample(item, nowMs, { oldestTsMs: oldestBillableMs(nowMs, this.opts.rawRetentionDays) });
       if (!r.ok) rejected.push({ index, errors: r.errors });
       else if (erasing.has(r.sample.account_id)) {
         rejected.push({ index, errors: [{ path: 'account_id', message: 'this account is being erased; send its samples again once the erasure is done' }] });
@@ -136,6 +138,14 @@ export class BatchAcceptor implements SampleSink {
       // metrics must never fail ingest
     }
   }
+}
+
+/**
+ * The oldest window end worth accepting: a day inside the raw retention, so that the
+ * sample's hour is written and rolled up long before the TTL could remove it.
+ */
+export function oldestBillableMs(nowMs: number, rawRetentionDays: number): number {
+  return nowMs - (rawRetentionDays - 1) * 86_400_000;
 }
 
 /** The raw billing row as stored in `billing.samples_raw` (JSONEachRow). */

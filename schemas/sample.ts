@@ -127,11 +127,19 @@ export interface FieldError {
 
 export type ParseResult = { ok: true; sample: NormalizedSample } | { ok: false; errors: FieldError[] };
 
+export interface ParseOptions {
+  /**
+   * The oldest billable window end: raw samples older than the raw retention are deleted
+   * by their TTL, so accepting one would lose it silently. Refused with a reason instead.
+   */
+  oldestTsMs?: number;
+}
+
 /**
  * Validates one item of a batch. `nowMs` is passed in so a whole batch is judged against
  * one clock reading and tests can fix it.
  */
-export function parseSample(item: unknown, nowMs: number): ParseResult {
+export function parseSample(item: unknown, nowMs: number, opts: ParseOptions = {}): ParseResult {
   const parsed = sampleInputSchema.safeParse(item);
   if (!parsed.success) {
     return {
@@ -147,6 +155,8 @@ export function parseSample(item: unknown, nowMs: number): ParseResult {
     errors.push({ path: 'ts', message: 'ts must be on or after 2000-01-01T00:00:00Z' });
   } else if (tsMs > nowMs + LIMITS.maxFutureMs) {
     errors.push({ path: 'ts', message: 'ts must not be more than 5 minutes in the future' });
+  } else if (opts.oldestTsMs !== undefined && tsMs < opts.oldestTsMs) {
+    errors.push({ path: 'ts', message: `ts is older than the raw-sample retention allows (${new Date(opts.oldestTsMs).toISOString()}); it can no longer be billed` });
   }
 
   const value = exactValue(s.metric, s.value);

@@ -38,7 +38,8 @@ describe('billing periods', () => {
   const usage = async (account: string, from: number, to: number) => (await p.get(`/v1/accounts/${account}/usage?from=${from}&to=${to}`)).body;
 
   beforeAll(async () => {
-    p = await startTestPipeline('periods', { PERIOD_CLOSE_INTERVAL_MS: '100', PERIOD_GRACE_HOURS: String(GRACE_H) });
+    // Months back from now: the raw retention must reach them, or they could not be billed.
+    p = await startTestPipeline('periods', { PERIOD_CLOSE_INTERVAL_MS: '100', PERIOD_GRACE_HOURS: String(GRACE_H), RAW_RETENTION_DAYS: '400' });
     expect((await p.post(onTime)).status).toBe(202);
     await p.waitIdle();
     for (let i = 0; ; i++) {

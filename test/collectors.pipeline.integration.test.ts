@@ -61,7 +61,7 @@ describe('pull collector in the pipeline', () => {
 describe('import command', () => {
   let p: TestPipeline;
   beforeAll(async () => {
-    p = await startTestPipeline('import');
+    p = await startTestPipeline('import', { RAW_RETENTION_DAYS: '3650' }); // the fixture is from 2025
   });
   afterAll(async () => {
     await p?.stop();
@@ -69,7 +69,7 @@ describe('import command', () => {
 
   it('backfills NDJSON through the same path, reports bad rows by line, and bills re-imports once', async () => {
     const file = new URL('./fixtures/import-samples.ndjson', import.meta.url).pathname;
-    const args = [file, '--key-prefix', p.config.KEY_PREFIX];
+    const args = [file, '--key-prefix', p.config.KEY_PREFIX, '--raw-retention-days', '3650'];
     const logs: string[] = [];
     const original = console.log;
     console.log = (s: string) => logs.push(s);

@@ -53,6 +53,13 @@ describe('retention', () => {
     expect(await ids()).toEqual(['d10']);
     expect(await applyRetention(p.ch!, 90, 24)).toEqual(['billing.samples_raw']);
     expect(await applyRetention(p.ch!, 90, 24)).toEqual([]); // unchanged settings change nothing
+
+    // An hour whose raw rows the TTL may already have thinned is never recomputed (it would
+    // shrink a bill): the rollup drops it from the dirty set without writing anything.
+    const oldHour = Math.floor((Date.now() - 100 * DAY) / HOUR) * 3600;
+    await p.redis.client.hincrby(p.redisKeys.dirtyHours, String(oldHour), 1);
+    await p.waitIdle();
+    expect(await count(`SELECT count() AS n FROM billing.usage_hourly WHERE hour = ${oldHour}`)).toBe(0);
   });
 
   it('keeps the audit trail 24 months', async () => {

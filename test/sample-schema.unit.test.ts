@@ -78,6 +78,14 @@ describe('sample validation', () => {
     expect(errorsOf(item)).toEqual([expected]);
   });
 
+  it('refuses samples older than the raw retention can keep', () => {
+    const oldest = NOW - 89 * 86_400_000;
+    const r = parseSample({ ...valid, ts: new Date(oldest - 1).toISOString() }, NOW, { oldestTsMs: oldest });
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.errors).toEqual([{ path: 'ts', message: `ts is older than the raw-sample retention allows (${new Date(oldest).toISOString()}); it can no longer be billed` }]);
+    expect(parseSample({ ...valid, ts: new Date(oldest).toISOString() }, NOW, { oldestTsMs: oldest }).ok).toBe(true);
+  });
+
   it('refuses unknown fields by name', () => {
     const errors = errorsOf({ ...valid, customer_email: 'a@b.c' });
     expect(errors).toHaveLength(1);

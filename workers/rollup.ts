@@ -27,6 +27,8 @@ export interface RollupDeps {
   /** The analytics allow-list: which attributes may become cohort labels. */
   analyticsAttributes: readonly string[];
   intervalMs: number;
+  /** RAW_RETENTION_DAYS: hours near the TTL are never recomputed (see runOnce). */
+  rawRetentionDays: number;
   onHour?: (ms: number) => void;
 }
 
@@ -109,8 +111,17 @@ export class RollupScheduler {
     // hour is seen here, so that hour is split with the period's close_seq.
     const ctx: RollupContext = { k: this.deps.k, analyticsAttributes: this.deps.analyticsAttributes, periods: await loadPeriodStates(ch) };
     let done = 0;
+    // Raw rows of an hour older than this may be partly deleted by their TTL already;
+    // recomputing from them would shrink a bill. Ingest refuses samples that old, so such
+    // an hour is only dirty if its batch waited half a day: it is reported, not recomputed.
+    const frozenBefore = (Date.now() - (this.deps.rawRetentionDays - 0.5) * 86_400_000) / 1000;
     for (const hour of hours) {
       if (this.stopped) break;
+      if (hour < frozenBefore) {
+        log.error({ hour: new Date(hour * 1000).toISOString() }, 'dirty hour is past the raw retention: not recomputed');
+        await redis.hdel(keys.dirtyHours, String(hour));
+        continue;
+      }
       const lock = keys.rollupLock(hour);
       if ((await redis.set(lock, this.owner, 'PX', LOCK_MS, 'NX')) !== 'OK') continue; // another worker has it
       try {
