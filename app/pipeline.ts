@@ -14,7 +14,7 @@ import { resolveApiKeys } from '../lib/api-keys.js';
 import { createClickHouse, describeClickHouse, type ClickHouseClient } from '../lib/clickhouse.js';
 import { createMetrics } from '../lib/metrics.js';
 import { connectRedis, type RedisHandle } from '../lib/redis.js';
-import { BatchAcceptor } from '../ingest/accept.js';
+import { acceptorFromConfig, type BatchAcceptor } from '../ingest/accept.js';
 import { registerIngestRoutes } from '../ingest/routes.js';
 import { loadTargets, PullCollector } from '../ingest/collectors/index.js';
 import { registerQueryRoutes } from '../queries/routes.js';
@@ -188,13 +188,10 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
       },
     });
     if (wants.ingest) {
-      const acceptor = new BatchAcceptor({
+      const acceptor = acceptorFromConfig(config, {
         redis: redis.client,
         queue,
         keys,
-        maxBatchItems: config.MAX_BATCH_ITEMS,
-        maxQueuedBatches: config.MAX_QUEUED_BATCHES,
-        rawRetentionDays: config.RAW_RETENTION_DAYS,
         onAccepted: (accepted, rejected) => {
           metrics.samplesAccepted.inc(accepted);
           metrics.samplesRejected.inc(rejected);

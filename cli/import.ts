@@ -6,7 +6,7 @@
 import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { BatchAcceptor } from '../ingest/accept.js';
+import { acceptorFromConfig } from '../ingest/accept.js';
 import { formatImportSummary, importFile, type ImportFormat } from '../ingest/collectors/index.js';
 import { createLogger } from '../lib/log.js';
 import { connectRedis } from '../lib/redis.js';
@@ -43,14 +43,7 @@ export async function runImportCommand(argv: string[]): Promise<number> {
   const redis = await connectRedis({ url: config.REDIS_URL, dataDir: config.DATA_DIR, log, startPrivateIfDown: false });
   const keys = redisKeys(config.KEY_PREFIX);
   const queue = createBatchQueue({ connection: redis.options, prefix: keys.bullPrefix, attempts: config.JOB_ATTEMPTS });
-  const acceptor = new BatchAcceptor({
-    redis: redis.client,
-    queue,
-    keys,
-    maxBatchItems: config.MAX_BATCH_ITEMS,
-    maxQueuedBatches: config.MAX_QUEUED_BATCHES,
-    rawRetentionDays: config.RAW_RETENTION_DAYS,
-  });
+  const acceptor = acceptorFromConfig(config, { redis: redis.client, queue, keys });
   const bar = new cliProgress.SingleBar(
     { format: 'importing [{bar}] {percentage}% | {rows} rows | {accepted} accepted | {rejected} rejected', stream: process.stderr, hideCursor: true },
     cliProgress.Presets.shades_classic,

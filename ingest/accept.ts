@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { parseSample, type FieldError, type NormalizedSample } from '../schemas/sample.js';
+import type { Config } from '../schemas/config.js';
 import type { BatchJob, RedisKeys } from '../schemas/queues.js';
 import { claimSequence, release } from '../lib/inflight.js';
 import { usageHourOf } from '../lib/time.js';
@@ -138,6 +139,19 @@ export class BatchAcceptor implements SampleSink {
       // metrics must never fail ingest
     }
   }
+}
+
+/** An acceptor with the limits of the configuration: what the ingest role and `import` use. */
+export function acceptorFromConfig(
+  config: Pick<Config, 'MAX_BATCH_ITEMS' | 'MAX_QUEUED_BATCHES' | 'RAW_RETENTION_DAYS'>,
+  parts: Pick<AcceptorOptions, 'redis' | 'queue' | 'keys' | 'onAccepted'>,
+): BatchAcceptor {
+  return new BatchAcceptor({
+    ...parts,
+    maxBatchItems: config.MAX_BATCH_ITEMS,
+    maxQueuedBatches: config.MAX_QUEUED_BATCHES,
+    rawRetentionDays: config.RAW_RETENTION_DAYS,
+  });
 }
 
 /**

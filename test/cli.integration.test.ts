@@ -4,10 +4,10 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './support/net.js';
 import { describe, expect, it } from 'vitest';
 import { expectedTotals, type SentSample } from './support/oracle.js';
 import { KEYS, startTestPipeline, uniquePrefix } from './support/pipeline.js';
@@ -16,13 +16,6 @@ const root = new URL('../', import.meta.url).pathname;
 const cli = (args: string[], env: Record<string, string> = {}) =>
   spawnSync('node', ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8' });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 describe('command line', () => {
   it('prints help for the tool and for each command', () => {

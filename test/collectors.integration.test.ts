@@ -8,9 +8,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './support/net.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PullCollector } from '../ingest/collectors/collector.js';
 import type { CollectorLogger } from '../ingest/collectors/logger.js';
@@ -39,16 +39,6 @@ function findOnPath(bin: string): string | undefined {
   return undefined;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 class Exporter {
   private child: ChildProcess | undefined;

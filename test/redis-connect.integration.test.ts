@@ -4,10 +4,10 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './support/net.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../lib/log.js';
 import { connectRedis } from '../lib/redis.js';
@@ -21,13 +21,6 @@ const tmp = () => {
 };
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 describe('connecting to Redis', () => {
   it('starts a private redis-server with AOF and noeviction when nothing answers, and stops it', async () => {

@@ -16,6 +16,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { inflightUpTo } from '../lib/inflight.js';
+import { PeriodicTask } from '../lib/periodic.js';
 import { exportDigest } from '../queries/period-export.js';
 import { loadPeriodStates, nextPeriod, toDateString, type PeriodState } from '../queries/periods.js';
 import type { RedisKeys } from '../schemas/queues.js';
@@ -33,30 +34,20 @@ export interface PeriodCloserDeps {
 const LOCK_MS = 10 * 60 * 1000;
 
 export class PeriodCloser {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-  private stopped = false;
   /** Periods whose hours this process has marked dirty since it (re)started closing them. */
   private readonly marked = new Set<string>();
+  private readonly task: PeriodicTask;
 
-  constructor(private readonly deps: PeriodCloserDeps) {}
-
-  start(): void {
-    const tick = () => {
-      if (this.stopped) return;
-      this.running = this.runOnce()
-        .catch((err: unknown) => this.deps.log.error({ err }, 'period close round failed; retried next round'))
-        .finally(() => {
-          if (!this.stopped) this.timer = setTimeout(tick, this.deps.intervalMs);
-        });
-    };
-    this.timer = setTimeout(tick, 0);
+  constructor(private readonly deps: PeriodCloserDeps) {
+    this.task = new PeriodicTask('period close round', deps.intervalMs, () => this.runOnce(), deps.log);
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
+  start(): void {
+    this.task.start();
+  }
+
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** Advances every due period as far as it can go now. Returns the periods closed. */

@@ -8,33 +8,26 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ClickHouseClient } from '../lib/clickhouse.js';
+import { PeriodicTask } from '../lib/periodic.js';
 import { accountsDueForErasure } from '../queries/accounts.js';
 import type { ErasureJob, RedisKeys } from '../schemas/queues.js';
 import { requestErasure } from './erasure.js';
 
 export class RetentionSweep {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
+  private readonly task: PeriodicTask;
 
   constructor(
     private readonly deps: { ch: ClickHouseClient; redis: Redis; keys: RedisKeys; erasureQueue: Queue<ErasureJob>; log: Logger; intervalMs: number; now?: () => number },
-  ) {}
-
-  start(): void {
-    const tick = () => {
-      this.running = this.runOnce()
-        .catch((err: unknown) => this.deps.log.error({ err }, 'retention sweep failed; retried next round'))
-        .finally(() => {
-          if (this.timer !== undefined) this.timer = setTimeout(tick, this.deps.intervalMs);
-        });
-    };
-    this.timer = setTimeout(tick, 0);
+  ) {
+    this.task = new PeriodicTask('retention sweep', deps.intervalMs, () => this.runOnce(), deps.log);
   }
 
-  async stop(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.running;
+  start(): void {
+    this.task.start();
+  }
+
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** Requests erasure of every due account not already being erased. Returns them. */

@@ -7,6 +7,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ClickHouseClient } from '../lib/clickhouse.js';
+import { PeriodicTask } from '../lib/periodic.js';
 import type { RedisKeys } from '../schemas/queues.js';
 import { loadPeriodStates, rollupPeriodParams, UINT64_MAX, type PeriodState } from '../queries/periods.js';
 import {
@@ -71,34 +72,23 @@ export async function rollupHour(ch: ClickHouseClient, hour: number, version: nu
 }
 
 export class RollupScheduler {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = false;
   private lastPrune = 0;
   private lastVersion = 0;
   private readonly owner = `${process.pid}-${Math.random().toString(36).slice(2)}`;
+  // A failed round leaves its hours dirty: the next round retries them.
+  private readonly task: PeriodicTask;
 
-  constructor(private readonly deps: RollupDeps) {}
+  constructor(private readonly deps: RollupDeps) {
+    this.task = new PeriodicTask('rollup round', deps.intervalMs, () => this.runOnce(), deps.log);
+  }
 
   start(): void {
-    this.stopped = false;
-    const tick = () => {
-      if (this.stopped) return;
-      this.running = this.runOnce()
-        .then(() => undefined)
-        .catch((err: unknown) => this.deps.log.error({ err }, 'rollup round failed; the hours stay dirty and are retried'))
-        .finally(() => {
-          if (!this.stopped) this.timer = setTimeout(tick, this.deps.intervalMs);
-        });
-    };
-    this.timer = setTimeout(tick, 0);
+    this.task.start();
   }
 
   /** Finishes the round in progress (its hours stay consistent) and stops. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** One pass over the dirty hours, oldest first. Returns how many hours were recomputed. */
@@ -116,7 +106,7 @@ export class RollupScheduler {
     // an hour is only dirty if its batch waited half a day: it is reported, not recomputed.
     const frozenBefore = (Date.now() - (this.deps.rawRetentionDays - 0.5) * 86_400_000) / 1000;
     for (const hour of hours) {
-      if (this.stopped) break;
+      if (this.task.stopRequested) break;
       if (hour < frozenBefore) {
         log.error({ hour: new Date(hour * 1000).toISOString() }, 'dirty hour is past the raw retention: not recomputed');
         await redis.hdel(keys.dirtyHours, String(hour));
