@@ -122,6 +122,8 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
         analyticsAttributes: config.ANALYTICS_ATTRIBUTES,
         intervalMs: config.ROLLUP_INTERVAL_MS,
         rawRetentionDays: config.RAW_RETENTION_DAYS,
+        quietMs: config.ROLLUP_QUIET_MS,
+        maxDelayMs: config.ROLLUP_MAX_DELAY_MS,
         onHour: (ms) => metrics.rollupSeconds.observe(ms / 1000),
       });
       rollup.start();

@@ -68,7 +68,10 @@ export const configSchema = z.object({
     .default('instance_type,zone')
     .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
   WORKER_CONCURRENCY: int(1, 64).default(4),
-  ROLLUP_INTERVAL_MS: int(50, 3_600_000).default(1000),
+  ROLLUP_INTERVAL_MS: int(50, 3_600_000).default(500),
+  /** An hour still receiving data is recomputed once quiet this long, or after ROLLUP_MAX_DELAY_MS. */
+  ROLLUP_QUIET_MS: int(0, 3_600_000).default(1000),
+  ROLLUP_MAX_DELAY_MS: int(0, 3_600_000).default(5000),
   /** How long a batch job may hold its lock before it counts as stalled and is retried. */
   JOB_LOCK_MS: int(1000, 600_000).default(30_000),
   JOB_ATTEMPTS: int(1, 1000).default(10),

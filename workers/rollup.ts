@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { PeriodicTask } from '../lib/periodic.js';
+import { RollupDebounce } from './rollup-debounce.js';
 import type { RedisKeys } from '../schemas/queues.js';
 import { loadPeriodStates, rollupPeriodParams, UINT64_MAX, type PeriodState } from '../queries/periods.js';
 import {
@@ -30,6 +31,10 @@ export interface RollupDeps {
   intervalMs: number;
   /** RAW_RETENTION_DAYS: hours near the TTL are never recomputed (see runOnce). */
   rawRetentionDays: number;
+  /** Debounce: an hour still receiving data waits until it is quiet this long… */
+  quietMs: number;
+  /** …or until it has waited this long in all, so a steady stream is still aggregated. */
+  maxDelayMs: number;
   onHour?: (ms: number) => void;
 }
 
@@ -72,6 +77,7 @@ export async function rollupHour(ch: ClickHouseClient, hour: number, version: nu
 }
 
 export class RollupScheduler {
+  private readonly debounce: RollupDebounce;
   private lastPrune = 0;
   private lastVersion = 0;
   private readonly owner = `${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -80,6 +86,7 @@ export class RollupScheduler {
 
   constructor(private readonly deps: RollupDeps) {
     this.task = new PeriodicTask('rollup round', deps.intervalMs, () => this.runOnce(), deps.log);
+    this.debounce = new RollupDebounce(deps.quietMs, deps.maxDelayMs);
   }
 
   start(): void {
@@ -105,8 +112,10 @@ export class RollupScheduler {
     // recomputing from them would shrink a bill. Ingest refuses samples that old, so such
     // an hour is only dirty if its batch waited half a day: it is reported, not recomputed.
     const frozenBefore = (Date.now() - (this.deps.rawRetentionDays - 0.5) * 86_400_000) / 1000;
+    const now = Date.now();
     for (const hour of hours) {
       if (this.task.stopRequested) break;
+      if (!this.debounce.isDue(hour, dirty[String(hour)]!, now)) continue;
       if (hour < frozenBefore) {
         log.error({ hour: new Date(hour * 1000).toISOString() }, 'dirty hour is past the raw retention: not recomputed');
         await redis.hdel(keys.dirtyHours, String(hour));
@@ -122,6 +131,7 @@ export class RollupScheduler {
         const started = performance.now();
         await rollupHour(ch, hour, this.nextVersion(), ctx);
         await redis.eval(CLEAR_IF_UNCHANGED, 1, keys.dirtyHours, String(hour), generation);
+        this.debounce.forget(hour);
         this.deps.onHour?.(performance.now() - started);
         done++;
       } finally {

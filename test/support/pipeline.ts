@@ -46,6 +46,7 @@ export async function startTestPipeline(name: string, settings: Record<string, s
       KEY_PREFIX: uniquePrefix(name),
       API_KEYS,
       ROLLUP_INTERVAL_MS: '100',
+      ROLLUP_QUIET_MS: '0', // tests wait for completeness; nothing to gain from debouncing
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error',
       REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
       ...settings,
