@@ -28,6 +28,8 @@ import { createBatchQueue, createErasureQueue } from '../workers/queues.js';
 import { createErasureProcessor } from '../workers/erasure.js';
 import { RetentionSweep } from '../workers/retention-sweep.js';
 import { registerPrivacyRoutes } from '../queries/privacy-routes.js';
+import { registerAnalyticsRoutes } from '../queries/analytics-routes.js';
+import { registerExportRoutes } from '../queries/export-routes.js';
 import { AuditRecorder } from '../lib/audit.js';
 import { applyRetention } from '../lib/retention.js';
 import { RollupScheduler } from '../workers/rollup.js';
@@ -220,6 +222,15 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
         erasureQueue,
         accountRetentionMonths: config.ACCOUNT_RETENTION_MONTHS,
       });
+      registerAnalyticsRoutes(http, {
+        ch,
+        keys: keyRing,
+        config,
+        ...(config.CLICKHOUSE_ANALYTICS_PASSWORD
+          ? { sandboxCredentials: { username: config.CLICKHOUSE_ANALYTICS_USER, password: config.CLICKHOUSE_ANALYTICS_PASSWORD } }
+          : {}),
+      });
+      registerExportRoutes(http, { ch, redis: redis.client, redisKeys: keys, keys: keyRing });
     }
 
     await http.listen({ host: config.HOST, port: config.PORT });

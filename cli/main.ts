@@ -21,6 +21,22 @@ const COMMANDS: Record<string, Command> = {
     summary: 'generate fleet samples as NDJSON, or POST them to a running pipeline',
     run: async (argv) => (await import('../sim/cli.js')).runSimulateCommand(argv),
   },
+  export: {
+    summary: "write every account's totals for a billing period to NDJSON or CSV",
+    run: async (argv) => (await import('./export.js')).runExportCommand(argv),
+  },
+  query: {
+    summary: 'run a named capacity-planning query (capacity/<name>) as a table, CSV or JSON',
+    run: async (argv) => (await import('./query.js')).runQueryCommand(argv),
+  },
+  sql: {
+    summary: 'run read-only SQL over the analytics database (checked and limited)',
+    run: async (argv) => (await import('./sql.js')).runSqlCommand(argv),
+  },
+  dataset: {
+    summary: 'export a training dataset as Parquet or CSV, with its data card',
+    run: async (argv) => (await import('./dataset.js')).runDatasetCommand(argv),
+  },
   import: {
     summary: 'backfill NDJSON or CSV samples from a file through the same validated path',
     run: async (argv) => (await import('./import.js')).runImportCommand(argv),

@@ -31,6 +31,8 @@ const PATTERNS: [string, RegExp][] = [
   ['long random token', /[A-Za-z0-9+/_-]{24,}|[0-9a-f]{16,}/i],
 ];
 
+const NUMBER_OR_TIME = /^-?\d+(\.\d+)?([eE][-+]?\d+)?$|^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+
 /** Distinct values kept per column: analytics columns are low-cardinality by design. */
 const MAX_VALUES_PER_SOURCE = 200_000;
 
@@ -64,6 +66,8 @@ async function checkValues(ch: ClickHouseClient, source: string, values: string[
     hits.push({ source, value, reason: `holds the billing identifier ${JSON.stringify(token)}` });
   }
   for (const value of values) {
+    // Numbers and timestamps are measurements, not identifiers (and look like tokens or IPv6).
+    if (NUMBER_OR_TIME.test(value)) continue;
     const pattern = PATTERNS.find(([, re]) => re.test(value));
     if (pattern) hits.push({ source, value, reason: `looks like ${pattern[0]}` });
   }

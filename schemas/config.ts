@@ -48,6 +48,9 @@ export const configSchema = z.object({
   CLICKHOUSE_URL: z.url().optional(),
   CLICKHOUSE_USER: z.string().default('default'),
   CLICKHOUSE_PASSWORD: z.string().default(''),
+  /** Server mode: the read-only user ad-hoc analytics SQL runs as (SELECT on analytics only). */
+  CLICKHOUSE_ANALYTICS_USER: z.string().default('analytics_reader'),
+  CLICKHOUSE_ANALYTICS_PASSWORD: z.string().optional(),
   /** Unset: redis://127.0.0.1:6379, or a private redis-server if nothing answers there. */
   REDIS_URL: z.url().optional(),
   KEY_PREFIX: z

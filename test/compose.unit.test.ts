@@ -63,6 +63,16 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('runs ad-hoc analytics SQL as a dedicated read-only ClickHouse user', () => {
+    const ch = services.clickhouse!;
+    expect((ch as { volumes?: string[] }).volumes).toContain('./deploy/clickhouse/users.d/analytics-reader.xml:/etc/clickhouse-server/users.d/analytics-reader.xml:ro');
+    expect(ch.environment?.CLICKHOUSE_ANALYTICS_PASSWORD).toBeDefined();
+    expect(services.api!.environment?.CLICKHOUSE_ANALYTICS_USER).toBe('analytics_reader');
+    const users = readFileSync(new URL('deploy/clickhouse/users.d/analytics-reader.xml', root), 'utf8');
+    expect(users).toContain('<analytics_reader>');
+    expect(users).toMatch(/GRANT SELECT ON analytics\.\*/);
+  });
+
   it('starts workers and the API only after migrations, everything after its stores are healthy', () => {
     expect(services.migrate!.command).toEqual(['migrate']);
     expect(services.migrate!.depends_on?.clickhouse?.condition).toBe('service_healthy');

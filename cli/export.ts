@@ -1,0 +1,189 @@
+/**
+ * `usage-meter export --period YYYY-MM --out FILE`: the billing export (GET /v1/usage) of
+ * every account, page by page, into one NDJSON or CSV file, with a progress bar over
+ * accounts. The file appears under its name only when complete (FILE.partial, renamed).
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { rename, rm } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import {
+  DEFAULT_PAGE_ACCOUNTS,
+  EXPORT_FORMATS,
+  accountPage,
+  countAccounts,
+  csvHeader,
+  exportColumns,
+  exportContext,
+  pageRecords,
+  resolveExportRequest,
+  toCsvLine,
+  toNdjsonLine,
+  type ExportFormat,
+} from '../queries/export/usage-export.js';
+import { ConfigError } from '../schemas/config.js';
+import { settingsHelp, takeSettingFlags } from './settings-flags.js';
+import { CliError, STD_IO, TARGET_FLAGS, TARGET_OPTIONS, apiFetch, closeTarget, openTarget, progressBar, reportCliErrors, targetHelp, write, type CliIo, type Target } from './query.js';
+
+const HELP = `Usage: usage-meter export (--period YYYY-MM | --from T --to T) --out FILE [options]
+
+Writes every account's totals, per metric (and per resource or region on request), for a
+billing period or a range of whole hours, as NDJSON or CSV: quantities as exact decimal
+strings with their units. A period's export also lists the adjustments billed in it (late
+usage of earlier, closed periods); without --group-by it is the period's canonical export.
+
+Options:
+  --period YYYY-MM        a billing period (UTC month)
+  --from T, --to T        or a range: RFC 3339, YYYY-MM-DD or epoch ms, on whole hours
+  --out FILE              where to write (required)
+  --format F              ndjson or csv (default: from the extension, else ndjson)
+  --group-by LIST         resource_id and/or region, comma-separated
+  --page-size N           accounts per request/page (default ${DEFAULT_PAGE_ACCOUNTS})
+  --quiet                 no progress bar
+  -h, --help              this help
+
+${targetHelp('billing')}
+
+${settingsHelp()}`;
+
+interface Options {
+  period?: string | undefined;
+  from?: string | undefined;
+  to?: string | undefined;
+  group_by?: string | undefined;
+  limit: string;
+}
+
+interface Summary {
+  accounts: number;
+  rows: number;
+  /** Undefined when not known (direct mode reads no Redis). */
+  complete: boolean | undefined;
+}
+
+export async function runExportCommand(argv: string[], io: CliIo = STD_IO): Promise<number> {
+  const { overrides, rest } = takeSettingFlags(argv, ['--period', '--from', '--to', '--out', '--format', '--group-by', '--page-size', '--quiet', '--help', ...TARGET_FLAGS]);
+  const { values } = parseArgs({
+    args: rest,
+    allowPositionals: false,
+    options: {
+      period: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      out: { type: 'string' },
+      format: { type: 'string' },
+      'group-by': { type: 'string' },
+      'page-size': { type: 'string', default: String(DEFAULT_PAGE_ACCOUNTS) },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      ...TARGET_OPTIONS,
+    },
+  });
+  if (values.help) {
+    write(io.stdout, HELP);
+    return 0;
+  }
+  if (!values.out) throw new ConfigError('--out FILE is required');
+  const out = values.out;
+  const format = (values.format ?? (out.toLowerCase().endsWith('.csv') ? 'csv' : 'ndjson')) as ExportFormat;
+  if (!(format in EXPORT_FORMATS)) throw new ConfigError(`--format must be ndjson or csv, not ${format}`);
+  const options: Options = { period: values.period, from: values.from, to: values.to, group_by: values['group-by'], limit: values['page-size'] };
+  // Validated here in both modes, so a bad option is a usage error before anything runs.
+  const checked = resolveExportRequest(definedOnly(options));
+  if ('error' in checked) throw new ConfigError(checked.error);
+
+  const target = openTarget(values, overrides);
+  const partial = `${out}.partial`;
+  return reportCliErrors('export', io, async () => {
+    const file = createWriteStream(partial);
+    const bar = progressBar(io, values.quiet ?? false, 'export [{bar}] {percentage}% | {value}/{total} accounts | {rows} rows | {eta_formatted}');
+    try {
+      const summary = target.kind === 'http' ? await viaApi(target, options, format, file, bar) : await direct(target, options, format, file, bar);
+      bar.stop();
+      file.end();
+      await once(file, 'finish');
+      await rename(partial, out);
+      const complete = summary.complete === undefined ? '' : summary.complete ? ', complete' : ', NOT complete: acknowledged samples are still being aggregated';
+      write(io.stderr, `export: ${summary.accounts} accounts, ${summary.rows} rows → ${out}${complete}`);
+      return 0;
+    } catch (err) {
+      bar.stop();
+      file.destroy();
+      await rm(partial, { force: true });
+      throw err;
+    } finally {
+      await closeTarget(target);
+    }
+  });
+}
+
+function definedOnly(o: Options): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+async function put(file: WriteStream, text: string): Promise<void> {
+  if (!file.write(text)) await once(file, 'drain');
+}
+
+/** Pages from a running pipeline, following X-Next-Cursor; CSV headers after the first dropped. */
+async function viaApi(target: Extract<Target, { kind: 'http' }>, options: Options, format: ExportFormat, file: WriteStream, bar: ReturnType<typeof progressBar>): Promise<Summary> {
+  const summary: Summary = { accounts: 0, rows: 0, complete: true };
+  let cursor: string | undefined;
+  let first = true;
+  do {
+    const query = new URLSearchParams({ ...definedOnly(options), ...(cursor ? { cursor } : {}) });
+    const res = await apiFetch(target, `/v1/usage?${query.toString()}`, { headers: { accept: format === 'csv' ? 'text/csv' : 'application/x-ndjson' } });
+    if (first) bar.start(Number(res.headers.get('x-total-accounts') ?? 0), { rows: 0 });
+    if (res.headers.get('x-complete') !== 'true') summary.complete = false;
+    let skipHeader = format === 'csv' && !first;
+    let pending = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      let text = pending + Buffer.from(chunk).toString('utf8');
+      const lastNewline = text.lastIndexOf('\n');
+      pending = text.slice(lastNewline + 1);
+      text = text.slice(0, lastNewline + 1);
+      if (skipHeader && text) {
+        text = text.slice(text.indexOf('\n') + 1);
+        skipHeader = false;
+      }
+      summary.rows += countLines(text);
+      await put(file, text);
+      bar.update(summary.accounts, { rows: summary.rows });
+    }
+    if (pending) throw new CliError('the server ended a page in the middle of a line');
+    if (format === 'csv' && first) summary.rows -= 1; // the header
+    summary.accounts += Number(res.headers.get('x-page-accounts') ?? 0);
+    bar.update(summary.accounts, { rows: summary.rows });
+    cursor = res.headers.get('x-next-cursor') ?? undefined;
+    first = false;
+  } while (cursor);
+  return summary;
+}
+
+/** Straight from ClickHouse with the same request, pages and rows as the API. */
+async function direct(target: Extract<Target, { kind: 'direct' }>, options: Options, format: ExportFormat, file: WriteStream, bar: ReturnType<typeof progressBar>): Promise<Summary> {
+  const req = resolveExportRequest(definedOnly(options));
+  if ('error' in req) throw new ConfigError(req.error);
+  const columns = exportColumns(req);
+  const ctx = exportContext(req);
+  const summary: Summary = { accounts: 0, rows: 0, complete: undefined };
+  bar.start(await countAccounts(target.ch, req), { rows: 0 });
+  if (format === 'csv') await put(file, csvHeader(columns));
+  for (;;) {
+    const page = await accountPage(target.ch, req);
+    for await (const rec of pageRecords(target.ch, ctx, page.accounts)) {
+      await put(file, format === 'csv' ? toCsvLine(rec, columns) : toNdjsonLine(rec, columns));
+      summary.rows++;
+    }
+    summary.accounts += page.accounts.length;
+    bar.update(summary.accounts, { rows: summary.rows });
+    if (!page.nextCursor) return summary;
+    req.after = page.accounts.at(-1)!;
+  }
+}
+
+function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}

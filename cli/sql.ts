@@ -1,0 +1,85 @@
+/**
+ * `usage-meter sql "SELECT …"`: ad-hoc read-only SQL over the analytics database, with
+ * the same checks and limits as POST /v1/analytics/sql (queries/sandbox/).
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { SandboxRefusal, SqlSandbox, openSandboxSession } from '../queries/sandbox/sandbox.js';
+import { ConfigError } from '../schemas/config.js';
+import { settingsHelp, takeSettingFlags } from './settings-flags.js';
+import { CliError, STD_IO, TARGET_FLAGS, TARGET_OPTIONS, apiFetch, closeTarget, openTarget, outputFormat, parseParamFlags, pipeText, printRows, reportCliErrors, targetHelp, write, type CliIo } from './query.js';
+
+const HELP = `Usage: usage-meter sql "SELECT …" [--param name=value]… [--format table|csv|json] [options]
+       usage-meter sql --file query.sql | usage-meter sql - < query.sql
+
+Runs one SELECT over the analytics database. It is parsed by ClickHouse and refused, with
+the reason, if it writes, changes the schema, or reads anything outside analytics (billing,
+system tables, table functions such as remote/file/url, dictionaries); it runs read-only
+under limits on time, rows read, result size and memory. Bind values with {name:Type}
+placeholders and --param name=value.
+
+Options:
+  --file FILE           read the SQL from FILE ("-" as the SQL: read it from stdin)
+  --param name=value    a value for a {name:Type} placeholder (repeatable)
+  --format F            table (default), csv or json
+  -h, --help            this help
+
+${targetHelp('planner')}
+
+${settingsHelp()}`;
+
+export async function runSqlCommand(argv: string[], io: CliIo = STD_IO): Promise<number> {
+  const { overrides, rest } = takeSettingFlags(argv, ['--file', '--param', '--format', '--help', ...TARGET_FLAGS]);
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { file: { type: 'string' }, param: { type: 'string', multiple: true }, format: { type: 'string' }, help: { type: 'boolean', short: 'h' }, ...TARGET_OPTIONS },
+  });
+  if (values.help) {
+    write(io.stdout, HELP);
+    return 0;
+  }
+  const sql = await readSql(values.file, positionals, io);
+  const format = outputFormat(values.format);
+  const params = parseParamFlags(values.param);
+  const target = openTarget(values, overrides);
+  return reportCliErrors('sql', io, async () => {
+    try {
+      if (target.kind === 'http') {
+        const res = await apiFetch(target, '/v1/analytics/sql', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ sql, params, format: format === 'csv' ? 'csv' : 'json' }),
+        });
+        if (format === 'csv') await pipeText(io, res.body as unknown as AsyncIterable<Uint8Array>);
+        else printRows(io, ((await res.json()) as { rows: Record<string, unknown>[] }).rows, format);
+        return 0;
+      }
+      // Its own read-only session; the catalogue is read with the ordinary one.
+      const sandbox = new SqlSandbox({ session: await openSandboxSession(target.config), catalogClient: target.ch });
+      try {
+        if (format === 'csv') await pipeText(io, await sandbox.runCsv(sql, params));
+        else printRows(io, (await sandbox.run(sql, params)).rows, format);
+        return 0;
+      } catch (err) {
+        if (err instanceof SandboxRefusal) throw new CliError(`${err.code}: ${err.message}`);
+        throw err;
+      } finally {
+        await sandbox.close();
+      }
+    } finally {
+      await closeTarget(target);
+    }
+  });
+}
+
+async function readSql(file: string | undefined, positionals: string[], io: CliIo): Promise<string> {
+  if (file !== undefined && positionals.length > 0) throw new ConfigError('give the SQL as an argument or with --file, not both');
+  if (file !== undefined) return readFileSync(file, 'utf8');
+  if (positionals.length !== 1) throw new ConfigError('give one SQL statement (quote it), --file FILE, or - to read stdin; see --help');
+  if (positionals[0] !== '-') return positionals[0]!;
+  if (!io.stdin) throw new ConfigError('no stdin to read the SQL from');
+  let text = '';
+  for await (const chunk of io.stdin) text += chunk.toString();
+  return text;
+}

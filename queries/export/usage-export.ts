@@ -1,0 +1,295 @@
+/**
+ * The billing export: every account's totals for a billing period (or any whole-hour
+ * range), per metric and optionally per resource and region, as NDJSON or CSV, one page
+ * of accounts at a time. GET /v1/usage and `usage-meter export` both use this module.
+ *
+ * Period mode (`period=YYYY-MM`) bills what the period bills: its on-time usage, then the
+ * adjustments (late samples of earlier, closed periods) billed in it, in the canonical
+ * order of queries/period-export.ts, so the pages of an export without group_by,
+ * concatenated, are byte for byte the period's canonical NDJSON: its SHA-256 is the one
+ * recorded when the period closed. Range mode (`from`/`to`) reports usage measured in the
+ * hours of the range.
+ *
+ * Pages hold whole accounts, in account order; the cursor names the last account sent and
+ * is bound to the request it came from. Quantities are exact decimal strings (units.ts).
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { queryRows, type ClickHouseClient } from '../../lib/clickhouse.js';
+import { HOUR_MS, parseTimeBound, toIso } from '../../lib/time.js';
+import { METRICS, type Metric } from '../../schemas/sample.js';
+import { CURRENT_ADJUSTMENTS } from '../adjustments.js';
+import { EXPORT_COLUMNS as PERIOD_COLUMNS } from '../period-export.js';
+import { nextPeriod, parsePeriod } from '../periods.js';
+import { toQuantity, type Quantity } from '../units.js';
+
+export const EXPORT_GROUP_BY = ['resource_id', 'region'] as const;
+export type ExportGroupBy = (typeof EXPORT_GROUP_BY)[number];
+
+export const DEFAULT_PAGE_ACCOUNTS = 1000;
+export const MAX_PAGE_ACCOUNTS = 10_000;
+const MAX_RANGE_MS = 400 * 24 * HOUR_MS;
+
+export interface ExportRequest {
+  mode: 'period' | 'range';
+  /** YYYY-MM, period mode only. */
+  period?: string;
+  fromMs: number;
+  toMs: number;
+  groupBy: ExportGroupBy[];
+  /** Accounts per page. */
+  limit: number;
+  /** The last account already sent; '' for the first page. */
+  after: string;
+}
+
+const timeBound = (label: string) =>
+  z.string().transform((raw, ctx) => {
+    const ms = parseTimeBound(raw);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `${label} must be RFC 3339 with a time zone, YYYY-MM-DD, or epoch ms` });
+      return z.NEVER;
+    }
+    if (ms % HOUR_MS !== 0) {
+      ctx.addIssue({ code: 'custom', message: `${label} must fall on a whole hour: usage is aggregated hourly` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+export const exportRequestSchema = z
+  .object({
+    period: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'period must be a month, YYYY-MM').optional(),
+    from: timeBound('from').optional(),
+    to: timeBound('to').optional(),
+    group_by: z
+      .string()
+      .optional()
+      .transform((s, ctx) => {
+        const parts = [...new Set((s ?? '').split(',').map((p) => p.trim()).filter((p) => p && p !== 'metric'))];
+        const bad = parts.filter((p) => !EXPORT_GROUP_BY.includes(p as ExportGroupBy));
+        if (bad.length) {
+          ctx.addIssue({ code: 'custom', message: `group_by accepts ${EXPORT_GROUP_BY.join(', ')} (metric is always included); not ${bad.join(', ')}` });
+          return z.NEVER;
+        }
+        // Fixed order, whatever the request's: the same export always has the same columns.
+        return EXPORT_GROUP_BY.filter((g) => parts.includes(g));
+      }),
+    limit: z
+      .string()
+      .regex(/^\d+$/, 'limit must be a whole number')
+      .transform(Number)
+      .pipe(z.number().int().min(1, 'limit must be at least 1').max(MAX_PAGE_ACCOUNTS, `limit is at most ${MAX_PAGE_ACCOUNTS} accounts`))
+      .optional(),
+    cursor: z.string().max(2048).optional(),
+    /** Chosen by Accept; the parameter is an override for clients that cannot set headers. */
+    format: z.enum(['ndjson', 'csv']).optional(),
+  })
+  .strict();
+
+export type ExportRequestError = { error: string; code: 'invalid_query' | 'invalid_cursor' };
+
+export function resolveExportRequest(raw: unknown): ExportRequest | ExportRequestError {
+  const parsed = exportRequestSchema.safeParse(raw);
+  if (!parsed.success) {
+    return { code: 'invalid_query', error: parsed.error.issues.map((i) => (i.code === 'unrecognized_keys' ? `unknown parameter ${i.keys.join(', ')}` : i.message)).join('; ') };
+  }
+  const q = parsed.data;
+  let req: ExportRequest;
+  if (q.period !== undefined) {
+    if (q.from !== undefined || q.to !== undefined) return { code: 'invalid_query', error: 'give either period, or from and to, not both' };
+    const start = parsePeriod(q.period)!;
+    req = { mode: 'period', period: q.period, fromMs: start, toMs: nextPeriod(start), groupBy: q.group_by, limit: q.limit ?? DEFAULT_PAGE_ACCOUNTS, after: '' };
+  } else {
+    if (q.from === undefined || q.to === undefined) return { code: 'invalid_query', error: 'give period=YYYY-MM, or both from and to' };
+    if (q.from >= q.to) return { code: 'invalid_query', error: 'from must be before to' };
+    if (q.to - q.from > MAX_RANGE_MS) return { code: 'invalid_query', error: 'a range may span at most 400 days' };
+    req = { mode: 'range', fromMs: q.from, toMs: q.to, groupBy: q.group_by, limit: q.limit ?? DEFAULT_PAGE_ACCOUNTS, after: '' };
+  }
+  if (q.cursor !== undefined) {
+    const after = decodeCursor(q.cursor, req);
+    if (after === undefined) return { code: 'invalid_cursor', error: 'cursor is not one this export issued: repeat the same period/from/to/group_by it came with' };
+    req.after = after;
+  }
+  return req;
+}
+
+// --- cursors ----------------------------------------------------------------------------
+
+/** What a cursor is bound to: a cursor of one export cannot page through another. */
+function fingerprint(req: ExportRequest): string {
+  return createHash('sha256').update([req.mode, req.period ?? '', req.fromMs, req.toMs, req.groupBy.join(',')].join('|')).digest('base64url').slice(0, 16);
+}
+
+export function encodeCursor(req: ExportRequest, lastAccount: string): string {
+  return Buffer.from(JSON.stringify({ v: 1, q: fingerprint(req), a: lastAccount })).toString('base64url');
+}
+
+const cursorSchema = z.object({ v: z.literal(1), q: z.string(), a: z.string().min(1) });
+
+export function decodeCursor(cursor: string, req: ExportRequest): string | undefined {
+  try {
+    const c = cursorSchema.safeParse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    return c.success && c.data.q === fingerprint(req) ? c.data.a : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// --- pages ------------------------------------------------------------------------------
+
+const bounds = (req: ExportRequest) => ({ from: req.fromMs / 1000, to: req.toMs / 1000 });
+
+/** Accounts with usage (or, per period, adjustments) in the export, after `after`. */
+function accountsSql(req: ExportRequest, paged: boolean): string {
+  const after = paged ? ' AND account_id > {after:String}' : '';
+  const usage = `SELECT DISTINCT account_id FROM billing.usage_hourly
+                 WHERE hour >= {from:DateTime('UTC')} AND hour < {to:DateTime('UTC')}${after}`;
+  const adjusted =
+    req.mode === 'period'
+      ? ` UNION ALL SELECT DISTINCT account_id FROM (${CURRENT_ADJUSTMENTS})
+          WHERE billed_period = toDate({from:DateTime('UTC')})${after}`
+      : '';
+  return `(${usage}${adjusted})`;
+}
+
+export interface AccountPage {
+  accounts: string[];
+  /** Set when more accounts follow: pass it back as `cursor`. */
+  nextCursor?: string;
+}
+
+export async function accountPage(ch: ClickHouseClient, req: ExportRequest): Promise<AccountPage> {
+  const rows = await queryRows<{ account_id: string }>(
+    ch,
+    `SELECT account_id FROM ${accountsSql(req, true)} GROUP BY account_id ORDER BY account_id LIMIT {limit:UInt32}`,
+    { ...bounds(req), after: req.after, limit: req.limit + 1 },
+  );
+  const accounts = rows.slice(0, req.limit).map((r) => r.account_id);
+  const page: AccountPage = { accounts };
+  if (rows.length > req.limit) page.nextCursor = encodeCursor(req, accounts.at(-1)!);
+  return page;
+}
+
+/** How many accounts the whole export covers: for progress bars. */
+export async function countAccounts(ch: ClickHouseClient, req: ExportRequest): Promise<number> {
+  const [row] = await queryRows<{ n: string }>(ch, `SELECT uniqExact(account_id) AS n FROM ${accountsSql(req, false)}`, bounds(req));
+  return Number(row?.n ?? 0);
+}
+
+// --- rows -------------------------------------------------------------------------------
+
+/** One row as ClickHouse returns it. */
+export interface RawExportRow {
+  account_id: string;
+  kind: 'usage' | 'adjustment';
+  metric: Metric;
+  resource_id?: string;
+  region?: string;
+  original_period: string;
+  accepted: string;
+  base_total: string;
+}
+
+const rawRowSchema = z.object({
+  account_id: z.string(),
+  kind: z.enum(['usage', 'adjustment']),
+  metric: z.enum(METRICS),
+  resource_id: z.string().optional(),
+  region: z.string().optional(),
+  original_period: z.string(),
+  accepted: z.string(),
+  base_total: z.string(),
+}) satisfies z.ZodType<RawExportRow>;
+
+/** One exported row. Fields that do not apply are absent (NDJSON) or empty (CSV). */
+export interface ExportRecord extends Quantity {
+  period?: string;
+  from?: string;
+  to?: string;
+  account_id: string;
+  kind: 'usage' | 'adjustment';
+  metric: Metric;
+  resource_id?: string;
+  region?: string;
+  /** Adjustments: the period the late usage belongs to, and the day it was accepted. */
+  original_period?: string;
+  accepted_date?: string;
+}
+
+/**
+ * What every row of one export shares. Extension point: facts about the period (e.g. its
+ * open/closing/closed status) belong here, read once per page, and go into the row in
+ * buildExportRow — and into exportColumns.
+ */
+export interface ExportContext {
+  request: ExportRequest;
+}
+
+export function exportContext(request: ExportRequest): ExportContext {
+  return { request };
+}
+
+/** The single place a row is built, for both the HTTP API and the CLI. */
+export function buildExportRow(raw: RawExportRow, ctx: ExportContext): ExportRecord {
+  const req = ctx.request;
+  const rec: ExportRecord = {
+    ...(req.mode === 'period' ? { period: req.period! } : { from: toIso(req.fromMs), to: toIso(req.toMs) }),
+    account_id: raw.account_id,
+    kind: raw.kind,
+    metric: raw.metric,
+    ...toQuantity(raw.metric, raw.base_total),
+  };
+  if (raw.resource_id !== undefined) rec.resource_id = raw.resource_id;
+  if (raw.region !== undefined) rec.region = raw.region;
+  if (raw.kind === 'adjustment') {
+    rec.original_period = raw.original_period.slice(0, 7);
+    rec.accepted_date = raw.accepted;
+  }
+  return rec;
+}
+
+/** Column order: NDJSON keys and CSV columns. Period mode follows the canonical export. */
+export function exportColumns(req: ExportRequest): string[] {
+  const base: readonly string[] = req.mode === 'period'
+    ? PERIOD_COLUMNS
+    : ['from', 'to', 'account_id', 'kind', 'metric', 'base_total', 'base_unit', 'quantity', 'unit', 'quantity_gib_month'];
+  const at = base.indexOf('metric') + 1;
+  return [...base.slice(0, at), ...req.groupBy, ...base.slice(at)];
+}
+
+function rowsSql(req: ExportRequest): string {
+  // Group-by columns come from a fixed list (EXPORT_GROUP_BY), never from input text.
+  const g = req.groupBy.map((c) => `, ${c}`).join('');
+  const usage = `
+    SELECT account_id, 'usage' AS kind, metric${g}, '' AS original_period, '' AS accepted, toString(sum(base_total)) AS base_total
+    FROM billing.usage_hourly FINAL
+    WHERE hour >= {from:DateTime('UTC')} AND hour < {to:DateTime('UTC')}
+      AND account_id >= {first:String} AND account_id <= {last:String}
+    GROUP BY account_id, metric${g}`;
+  if (req.mode === 'range') return `${usage}\nORDER BY account_id, metric${g}`;
+  const adjustments = `
+    SELECT account_id, 'adjustment' AS kind, metric${g}, toString(toStartOfMonth(hour)) AS original_period,
+           toString(accepted_date) AS accepted, toString(sum(base_total)) AS base_total
+    FROM (${CURRENT_ADJUSTMENTS})
+    WHERE billed_period = toDate({from:DateTime('UTC')})
+      AND account_id >= {first:String} AND account_id <= {last:String}
+    GROUP BY account_id, metric${g}, original_period, accepted`;
+  return `SELECT * FROM (${usage}\nUNION ALL${adjustments})\nORDER BY account_id, kind DESC, metric${g}, original_period, accepted`;
+}
+
+/** The rows of one page's accounts, streamed from ClickHouse in export order. */
+export async function* pageRecords(ch: ClickHouseClient, ctx: ExportContext, accounts: readonly string[]): AsyncGenerator<ExportRecord> {
+  if (accounts.length === 0) return;
+  const req = ctx.request;
+  const rs = await ch.query({
+    query: rowsSql(req),
+    query_params: { ...bounds(req), first: accounts[0], last: accounts.at(-1) },
+    format: 'JSONEachRow',
+  });
+  for await (const rows of rs.stream()) {
+    for (const row of rows) yield buildExportRow(rawRowSchema.parse(row.json()), ctx);
+  }
+}
+
+export { EXPORT_FORMATS, csvHeader, negotiateFormat, toCsvLine, toNdjsonLine, type ExportFormat } from './format.js';
