@@ -1,0 +1,38 @@
+/** The API role: the read side for billing, privacy and analytics, with its audit trail. */
+import type { FastifyInstance } from 'fastify';
+import { AuditRecorder } from '../lib/audit.js';
+import type { ClickHouseClient } from '../lib/clickhouse.js';
+import { registerAnalyticsRoutes } from '../queries/analytics-routes.js';
+import { registerExportRoutes } from '../queries/export-routes.js';
+import { registerPrivacyRoutes } from '../queries/privacy-routes.js';
+import { registerQueryRoutes } from '../queries/routes.js';
+import type { RoleContext } from './context.js';
+
+export function registerApiRole(http: FastifyInstance, ctx: RoleContext, ch: ClickHouseClient): void {
+  const { config, keyRing: keys } = ctx;
+  const redis = ctx.redis.client;
+
+  const audit = new AuditRecorder(ch, ctx.log);
+  audit.register(http);
+  audit.start();
+  ctx.onClose(() => audit.stop()); // registered before HTTP's stop: the last calls are written too
+
+  registerQueryRoutes(http, { ch, redis, redisKeys: ctx.keys, keys });
+  registerExportRoutes(http, { ch, redis, redisKeys: ctx.keys, keys });
+  registerPrivacyRoutes(http, {
+    ch,
+    redis,
+    redisKeys: ctx.keys,
+    keys,
+    erasureQueue: ctx.erasureQueue,
+    accountRetentionMonths: config.ACCOUNT_RETENTION_MONTHS,
+  });
+  registerAnalyticsRoutes(http, {
+    ch,
+    keys,
+    config,
+    ...(config.CLICKHOUSE_ANALYTICS_PASSWORD
+      ? { sandboxCredentials: { username: config.CLICKHOUSE_ANALYTICS_USER, password: config.CLICKHOUSE_ANALYTICS_PASSWORD } }
+      : {}),
+  });
+}

@@ -1,0 +1,29 @@
+/** The ingest role: POST /v1/samples and the pull collectors, both through one acceptor. */
+import type { FastifyInstance } from 'fastify';
+import { acceptorFromConfig } from '../ingest/accept.js';
+import { loadTargets, PullCollector } from '../ingest/collectors/index.js';
+import { registerIngestRoutes } from '../ingest/routes.js';
+import type { RoleContext } from './context.js';
+
+/** Returns the pull collector when targets are configured (a bad target list stops start-up). */
+export async function registerIngestRole(http: FastifyInstance, ctx: RoleContext): Promise<PullCollector | undefined> {
+  const { config, metrics, log } = ctx;
+  const acceptor = acceptorFromConfig(config, {
+    redis: ctx.redis.client,
+    queue: ctx.batchQueue,
+    keys: ctx.keys,
+    onAccepted: (accepted, rejected) => {
+      metrics.samplesAccepted.inc(accepted);
+      metrics.samplesRejected.inc(rejected);
+    },
+  });
+  registerIngestRoutes(http, { acceptor, keys: ctx.keyRing, redis: ctx.redis.client, redisKeys: ctx.keys });
+
+  if (!config.COLLECTOR_TARGETS_FILE && !config.COLLECTOR_TARGETS) return undefined;
+  const { targets } = await loadTargets({ file: config.COLLECTOR_TARGETS_FILE, inline: config.COLLECTOR_TARGETS });
+  const collector = new PullCollector({ targets, sink: acceptor, logger: log, maxBatchItems: Math.min(1000, config.MAX_BATCH_ITEMS) });
+  collector.start();
+  ctx.onClose(() => collector.stop()); // flushes what it scraped into the acceptor first
+  log.info({ targets: targets.length }, 'pull collectors started');
+  return collector;
+}
