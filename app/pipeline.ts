@@ -83,8 +83,11 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
       erasureQueue: createErasureQueue(bull),
       onClose: (stop) => closers.push(stop),
     };
-    ctx.onClose(() => ctx.batchQueue.close());
-    ctx.onClose(() => ctx.erasureQueue.close());
+    for (const queue of [ctx.batchQueue, ctx.erasureQueue]) {
+      // BullMQ reconnects by itself; without a listener it would print to stderr instead.
+      queue.on('error', (err) => log.warn({ err: err.message, queue: queue.name }, 'queue connection error; reconnecting'));
+      ctx.onClose(() => queue.close());
+    }
 
     const rollup = wants.worker && ch ? startWorkerRole(ctx, ch) : undefined;
 

@@ -77,7 +77,7 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
   sweep.start();
   ctx.onClose(() => sweep.stop());
 
-  const reconciler = new InflightReconciler({ redis, keys, queue: ctx.batchQueue, log });
+  const reconciler = new InflightReconciler({ redis, keys, queue: ctx.batchQueue, log, passMs: config.INFLIGHT_RECONCILE_MS });
   reconciler.start();
   ctx.onClose(() => reconciler.stop());
   return rollup;

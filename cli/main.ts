@@ -41,6 +41,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'backfill NDJSON or CSV samples from a file through the same validated path',
     run: async (argv) => (await import('./import.js')).runImportCommand(argv),
   },
+  'dead-letters': {
+    summary: 'list, inspect and replay batch jobs that ran out of attempts',
+    run: async (argv) => (await import('./dead-letters.js')).runDeadLettersCommand(argv),
+  },
   'privacy-scan': {
     summary: 'scan analytics tables and dataset exports for identifiers; exit 1 on any',
     run: async (argv) => (await import('./privacy-scan.js')).runPrivacyScanCommand(argv),

@@ -111,6 +111,11 @@ export async function connectRedis(o: ConnectOptions): Promise<RedisHandle> {
     throw err;
   }
   const main = client;
+  // tryConnect fails fast (no reconnect) so a missing Redis is reported at once; once
+  // connected, a Redis restart must not leave this connection closed for good: reconnect
+  // with a capped backoff. Commands still fail fast while it is down (maxRetriesPerRequest
+  // 1): ingest answers 5xx and the producer retries; the rollup retries on its next round.
+  main.options.retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000);
   // BullMQ workers need blocking commands without a retry cap.
   const shared = { ...finalOptions, maxRetriesPerRequest: null } as ConnectionOptions;
   return {

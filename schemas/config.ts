@@ -78,6 +78,8 @@ export const configSchema = z.object({
   /** How long a batch job may hold its lock before it counts as stalled and is retried. */
   JOB_LOCK_MS: int(1000, 600_000).default(30_000),
   JOB_ATTEMPTS: int(1, 1000).default(10),
+  /** Time between two passes that remove in-flight marks left without a job by a crash. */
+  INFLIGHT_RECONCILE_MS: int(1000, 3_600_000).default(60_000),
   /** A billing period (UTC month) closes this long after its end; later samples become adjustments. */
   PERIOD_GRACE_HOURS: int(0, 24 * 90).default(48),
   PERIOD_CLOSE_INTERVAL_MS: int(50, 3_600_000).default(60_000),

@@ -2,8 +2,11 @@
  * Removes in-flight marks that no job will ever clear. Ingest records a batch as in flight
  * just before adding its job; a crash between the two leaves a mark without a job (no 202
  * was sent, so nothing acknowledged is lost), which would keep `complete` false forever.
- * A mark is removed only when its job is missing on two passes a minute apart: adding a
- * job takes milliseconds, so a mark that old without one is a leftover.
+ * A mark is removed only when its job is missing on two passes INFLIGHT_RECONCILE_MS apart
+ * (default a minute): adding a job takes milliseconds, so a mark that old without one is a
+ * leftover. Shorter passes clear a crash's leftovers sooner (`complete` is false until
+ * then); they must stay well above how long an ingest process's `queue.add` can be held
+ * up after its claim (e.g. while its BullMQ connection reconnects after a Redis outage).
  */
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -11,18 +14,17 @@ import type { Logger } from 'pino';
 import { release } from '../lib/inflight.js';
 import type { BatchJob, RedisKeys } from '../schemas/queues.js';
 
-const PASS_MS = 60_000;
-
 export class InflightReconciler {
   private suspects = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly deps: { redis: Redis; keys: RedisKeys; queue: Queue<BatchJob>; log: Logger }) {}
+  /** passMs: INFLIGHT_RECONCILE_MS, the time between two passes (default a minute). */
+  constructor(private readonly deps: { redis: Redis; keys: RedisKeys; queue: Queue<BatchJob>; log: Logger; passMs: number }) {}
 
   start(): void {
     this.timer = setInterval(() => {
       this.pass().catch((err: unknown) => this.deps.log.warn({ err }, 'in-flight reconciliation failed'));
-    }, PASS_MS);
+    }, this.deps.passMs);
     this.timer.unref();
   }
 

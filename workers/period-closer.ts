@@ -16,6 +16,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { inflightUpTo } from '../lib/inflight.js';
+import { withLock } from '../lib/locks.js';
 import { PeriodicTask } from '../lib/periodic.js';
 import { exportDigest } from '../queries/period-export.js';
 import { loadPeriodStates, nextPeriod, toDateString, type PeriodState } from '../queries/periods.js';
@@ -30,8 +31,6 @@ export interface PeriodCloserDeps {
   intervalMs: number;
   now?: () => number;
 }
-
-const LOCK_MS = 10 * 60 * 1000;
 
 export class PeriodCloser {
   /** Periods whose hours this process has marked dirty since it (re)started closing them. */
@@ -53,9 +52,7 @@ export class PeriodCloser {
   /** Advances every due period as far as it can go now. Returns the periods closed. */
   async runOnce(): Promise<string[]> {
     const { redis, keys } = this.deps;
-    const lock = `${keys.bullPrefix}:period-close-lock`;
-    if ((await redis.set(lock, String(process.pid), 'PX', LOCK_MS, 'NX')) !== 'OK') return [];
-    try {
+    const result = await withLock(redis, `${keys.bullPrefix}:period-close-lock`, async () => {
       const closed: string[] = [];
       for (const period of await this.duePeriods()) {
         const done = await this.advance(period);
@@ -63,9 +60,8 @@ export class PeriodCloser {
         closed.push(period);
       }
       return closed;
-    } finally {
-      await redis.del(lock);
-    }
+    });
+    return result?.value ?? []; // another worker is closing periods
   }
 
   /** Every month from the first one with data up to the last whose grace has passed, not yet closed. */

@@ -19,8 +19,9 @@ export function batchJobOptions(attempts: number): DefaultJobOptions {
     backoff: { type: 'exponential', delay: 1000 },
     // Completed jobs are only kept briefly for tracing: each holds its batch (~250 KB).
     removeOnComplete: { age: 600, count: 100 },
-    // Failed jobs are the dead letters: kept for 30 days (and at most 100k) for inspection and replay.
-    removeOnFail: { age: 30 * 24 * 3600, count: 100_000 },
+    // Failed jobs are the dead letters of acknowledged batches: never removed automatically,
+    // only by a replay or an erasure (`usage-meter dead-letters`).
+    removeOnFail: false,
   };
 }
 

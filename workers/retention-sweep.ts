@@ -8,6 +8,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ClickHouseClient } from '../lib/clickhouse.js';
+import { withLock } from '../lib/locks.js';
 import { PeriodicTask } from '../lib/periodic.js';
 import { accountsDueForErasure } from '../queries/accounts.js';
 import type { ErasureJob, RedisKeys } from '../schemas/queues.js';
@@ -33,9 +34,7 @@ export class RetentionSweep {
   /** Requests erasure of every due account not already being erased. Returns them. */
   async runOnce(): Promise<string[]> {
     const { ch, redis, keys, erasureQueue, log } = this.deps;
-    const lock = `${keys.bullPrefix}:retention-sweep-lock`;
-    if ((await redis.set(lock, String(process.pid), 'PX', 600_000, 'NX')) !== 'OK') return [];
-    try {
+    const result = await withLock(redis, `${keys.bullPrefix}:retention-sweep-lock`, async () => {
       const due = await accountsDueForErasure(ch, (this.deps.now ?? Date.now)());
       const requested: string[] = [];
       for (const account of due) {
@@ -45,8 +44,7 @@ export class RetentionSweep {
         requested.push(account);
       }
       return requested;
-    } finally {
-      await redis.del(lock);
-    }
+    });
+    return result?.value ?? [];
   }
 }

@@ -7,6 +7,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ClickHouseClient } from '../lib/clickhouse.js';
+import { withLock } from '../lib/locks.js';
 import { PeriodicTask } from '../lib/periodic.js';
 import { RollupDebounce } from './rollup-debounce.js';
 import type { RedisKeys } from '../schemas/queues.js';
@@ -45,12 +46,6 @@ if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
 end
 return 0`;
 
-// Releases a lock only if it is still ours (it may have expired and been taken).
-const RELEASE_LOCK = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
-
-const LOCK_MS = 10 * 60 * 1000;
 const PRUNE_EVERY_MS = 60_000;
 
 export interface RollupContext {
@@ -80,7 +75,6 @@ export class RollupScheduler {
   private readonly debounce: RollupDebounce;
   private lastPrune = 0;
   private lastVersion = 0;
-  private readonly owner = `${process.pid}-${Math.random().toString(36).slice(2)}`;
   // A failed round leaves its hours dirty: the next round retries them.
   private readonly task: PeriodicTask;
 
@@ -121,22 +115,20 @@ export class RollupScheduler {
         await redis.hdel(keys.dirtyHours, String(hour));
         continue;
       }
-      const lock = keys.rollupLock(hour);
-      if ((await redis.set(lock, this.owner, 'PX', LOCK_MS, 'NX')) !== 'OK') continue; // another worker has it
-      try {
+      // Another worker holding the hour's lock is recomputing it: skip it this round.
+      const result = await withLock(redis, keys.rollupLock(hour), async () => {
         // Read the generation before recomputing: every batch counted in it is already in
         // ClickHouse, so the recomputation below includes it.
         const generation = await redis.hget(keys.dirtyHours, String(hour));
-        if (generation === null) continue;
+        if (generation === null) return false;
         const started = performance.now();
         await rollupHour(ch, hour, this.nextVersion(), ctx);
         await redis.eval(CLEAR_IF_UNCHANGED, 1, keys.dirtyHours, String(hour), generation);
         this.debounce.forget(hour);
         this.deps.onHour?.(performance.now() - started);
-        done++;
-      } finally {
-        await redis.eval(RELEASE_LOCK, 1, lock, this.owner);
-      }
+        return true;
+      });
+      if (result?.value) done++;
     }
     if (done > 0 && Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
       this.lastPrune = Date.now();
