@@ -5,12 +5,12 @@
  * right; the time-based split leaks no future into training; the CLI writes the file and
  * its card; and no identifier of the simulated fleet appears in any export.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { Registry } from 'prom-client';
+import { scratchDirs } from './support/temp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer } from '../app/http.js';
 import { runDatasetCommand } from '../cli/dataset.js';
@@ -36,13 +36,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const fleet = createFleet({ accounts: 16, resources: 40, seed: 3 });
 for (const r of fleet.resources) r.region = Number(r.accountId.slice(-2)) % 2 ? 'eu-west-1' : 'us-east-1';
 
-const tempDirs: string[] = [];
-/** A scratch directory, removed after the file's tests. */
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
+const tempDir = scratchDirs();
 
 let p: TestPipeline;
 let api: FastifyInstance;
@@ -94,7 +88,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   await api?.close();
   await p?.stop();
 });

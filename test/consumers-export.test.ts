@@ -6,12 +6,12 @@
  * period, byte for byte the canonical export whose SHA-256 was recorded at close.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
+import { scratchDirs } from './support/temp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer } from '../app/http.js';
 import { runExportCommand } from '../cli/export.js';
@@ -65,13 +65,7 @@ const current = ACCOUNTS.slice(0, 5).flatMap((a, i) => samplesFor(a, i, OPEN, 2,
 // Late samples for the closed period: adjustments billed in the first open period.
 const late = [ACCOUNTS[3]!, ACCOUNTS[7]!].flatMap((a) => samplesFor(a, 0, PERIOD + 10 * HOUR, 1, 'late').filter((s) => s.metric === 'cpu'));
 
-const tempDirs: string[] = [];
-/** A scratch directory, removed after the file's tests. */
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
+const tempDir = scratchDirs();
 
 let p: TestPipeline;
 let api: FastifyInstance;
@@ -111,7 +105,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   await api?.close();
   await p?.stop();
 });

@@ -5,11 +5,12 @@
  * dictionaries) and queries over the limits. After all of it billing is intact, nothing
  * was written anywhere, and the pipeline still works.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
+import { scratchDirs } from './support/temp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer } from '../app/http.js';
 import { runSqlCommand } from '../cli/sql.js';
@@ -27,13 +28,7 @@ const start = end - 3 * HOUR;
 const SECRET_ACCOUNT = 'acct-sbx-secret-0001';
 const OUTFILE = path.join(os.tmpdir(), `um-sandbox-outfile-${process.pid}.csv`);
 
-const tempDirs: string[] = [];
-/** A scratch directory, removed after the file's tests. */
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
+const tempDir = scratchDirs();
 
 let p: TestPipeline;
 const servers: FastifyInstance[] = [];
@@ -92,7 +87,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   for (const s of servers) await s.close();
   await p?.stop();
 });

@@ -65,6 +65,15 @@ const labelsSchema = z
 const attributesSchema = sampleInputSchema.shape.attributes;
 const regionSchema = sampleInputSchema.shape.region;
 
+const overridableFields = {
+  region: regionSchema.optional(),
+  resource_type: z.enum(RESOURCE_TYPES).optional(),
+  labels: labelsSchema.optional(),
+  attributes: attributesSchema,
+  interval_s: z.number().int().min(1).max(3600).optional(),
+  timeout_ms: z.number().int().min(100).max(600_000).optional(),
+};
+
 const targetInputSchema = z
   .object({
     id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'id must be 1-128 letters, digits, . _ : -'),
@@ -75,25 +84,12 @@ const targetInputSchema = z
         return parsed.username === '' && parsed.password === '';
       }, 'url must not carry credentials: they would end up in logs and status'),
     mapping: z.string().min(1),
-    region: regionSchema.optional(),
-    resource_type: z.enum(RESOURCE_TYPES).optional(),
-    labels: labelsSchema.optional(),
-    attributes: attributesSchema,
-    interval_s: z.number().int().min(1).max(3600).optional(),
-    timeout_ms: z.number().int().min(100).max(600_000).optional(),
+    ...overridableFields,
   })
   .strict();
 
-const defaultsSchema = z
-  .object({
-    region: regionSchema.optional(),
-    resource_type: z.enum(RESOURCE_TYPES).optional(),
-    labels: labelsSchema.optional(),
-    attributes: attributesSchema,
-    interval_s: z.number().int().min(1).max(3600).optional(),
-    timeout_ms: z.number().int().min(100).max(600_000).optional(),
-  })
-  .strict();
+/** Settings every target may have, which `defaults` gives to those that do not. */
+const defaultsSchema = z.object(overridableFields).strict();
 
 const documentSchema = z
   .object({
