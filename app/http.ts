@@ -11,6 +11,8 @@ export interface HttpOptions {
   metrics: Registry;
   /** Each dependency's readiness check; all must pass for /readyz. */
   readiness: Record<string, () => Promise<unknown>>;
+  /** Reported by /readyz without deciding it (e.g. pull targets: one exporter down is not us). */
+  readinessInfo?: () => Record<string, unknown>;
   /** Refreshes gauges just before a scrape. */
   beforeScrape?: () => Promise<void>;
 }
@@ -44,7 +46,7 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
       );
     }
     const ready = Object.values(checks).every((c) => c === 'ok');
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks, ...opts.readinessInfo?.() });
   });
   app.get('/metrics', async (_req, reply) => {
     await opts.beforeScrape?.().catch(() => undefined); // a failing gauge never hides the rest

@@ -97,6 +97,7 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
       bodyLimit: config.MAX_BODY_BYTES,
       metrics: metrics.registry,
       readiness: readinessChecks(redis, ch),
+      readinessInfo: () => (collector ? { collector_targets: collectorSummary(collector) } : {}),
       beforeScrape: async () => {
         const [waiting, dirty, inflight] = await Promise.all([
           ctx.batchQueue.getWaitingCount(),
@@ -144,4 +145,16 @@ function readinessChecks(redis: RedisHandle, ch: ClickHouseClient | undefined): 
     };
   }
   return checks;
+}
+
+/** Pull targets by health, with the failing ones named and why (never a URL's query string). */
+function collectorSummary(collector: PullCollector) {
+  const status = collector.status();
+  return {
+    up: status.filter((t) => t.health === 'up').length,
+    down: status
+      .filter((t) => t.health === 'down')
+      .map((t) => ({ target: t.id, error: t.lastError?.code, since: t.lastSuccessAt ? new Date(t.lastSuccessAt).toISOString() : undefined })),
+    unknown: status.filter((t) => t.health === 'unknown').length,
+  };
 }

@@ -26,7 +26,13 @@ describe('pull collector in the pipeline', () => {
     }
     const targets = {
       defaults: { region: 'eu-west-1', interval_s: 1, timeout_ms: 1000 },
-      targets: [{ id: 'node-pipeline', url, mapping: 'node_exporter', labels: { account_id: 'acct-node', resource_id: 'host-node' } }],
+      targets: [
+        { id: 'node-pipeline', url, mapping: 'node_exporter', labels: { account_id: 'acct-node', resource_id: 'host-node' } },
+        // The same exporter under another account: two healthy targets beside a dead one.
+        { id: 'node-twin', url, mapping: 'node_exporter', labels: { account_id: 'acct-twin', resource_id: 'host-twin' } },
+        // Nothing listens here: reported in /readyz and /metrics, never fatal, never blocking the others.
+        { id: 'node-down', url: `http://127.0.0.1:${await freePort()}/metrics`, mapping: 'node_exporter', labels: { account_id: 'acct-x', resource_id: 'h' } },
+      ],
     };
     p = await startTestPipeline('collect', { COLLECTOR_TARGETS: JSON.stringify(targets) });
   });
@@ -48,6 +54,9 @@ describe('pull collector in the pipeline', () => {
     expect(BigInt(memory.base_total)).toBeGreaterThan(0n);
     const scrape = await p.get('/metrics', '');
     expect(scrape.body).toContain('um_collector_target_up{target="node-pipeline"} 1');
+    const ready = await p.get('/readyz', '');
+    expect(ready.status).toBe(200);
+    expect(ready.body.collector_targets).toEqual({ up: 2, down: [{ target: 'node-down', error: 'network' }], unknown: 0 });
   });
 });
 
