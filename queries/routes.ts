@@ -36,10 +36,11 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps):
       // Completeness is read before the totals: if it says true, every sample it vouches
       // for was already aggregated when the totals were read.
       const complete = await isComplete(deps.redis, deps.redisKeys, q.fromMs / 1000, q.toMs / 1000);
-      const [rows, adjustments, states] = await Promise.all([
+      const states = await loadPeriodStates(deps.ch);
+      const [rows, adjustments] = await Promise.all([
         queryAccountUsage(deps.ch, q),
-        queryAccountAdjustments(deps.ch, account, q.fromMs, q.toMs),
-        loadPeriodStates(deps.ch),
+        // Adjustments exist only once some period has started closing.
+        states.length > 0 ? queryAccountAdjustments(deps.ch, account, q.fromMs, q.toMs) : [],
       ]);
       return {
         account,
