@@ -9,7 +9,8 @@ import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { connectRedis, RedisUnavailableError, type RedisHandle } from '../lib/redis.js';
 import { loadConfig, type Config } from '../schemas/config.js';
-import { redisKeys } from '../schemas/queues.js';
+import { redisKeys, type BatchJob } from '../schemas/queues.js';
+import { decodeRawRow, RAW_ROW_FORMAT } from '../schemas/raw-row.js';
 import { createBatchQueue } from '../workers/queues.js';
 import {
   countDeadLetters,
@@ -124,7 +125,7 @@ export async function runDeadLettersCommand(argv: string[]): Promise<number> {
           for (const l of meta.logs) console.log(`    - ${l}`);
         }
         if (values.rows) {
-          const rows = letter.batch ? (data as { rows: string }).rows : JSON.stringify(data) + '\n';
+          const rows = letter.batch ? readableRows(data as BatchJob) : JSON.stringify(data) + '\n';
           process.stdout.write(rows);
         }
         return 0;
@@ -224,4 +225,10 @@ async function connectForCli(config: Config, log: Logger): Promise<RedisHandle> 
     client.disconnect();
   }
   return connectRedis({ url: undefined, dataDir: config.DATA_DIR, log, startPrivateIfDown: true });
+}
+
+/** A batch's rows as one JSON object per line, whatever encoding the job carries. */
+function readableRows(batch: BatchJob): string {
+  if (batch.rowFormat !== RAW_ROW_FORMAT) return batch.rows;
+  return batch.rows.trim().split('\n').map((l) => JSON.stringify(decodeRawRow(l))).join('\n') + '\n';
 }

@@ -10,6 +10,7 @@ import { parseSample, type FieldError, type NormalizedSample } from '../schemas/
 import type { Config } from '../schemas/config.js';
 import type { BatchJob, RedisKeys } from '../schemas/queues.js';
 import { claimSequence, release } from '../lib/inflight.js';
+import { encodeRawRow, RAW_ROW_FORMAT, rawRowOf } from '../schemas/raw-row.js';
 import { usageHourOf } from '../lib/time.js';
 
 export interface RejectedItem {
@@ -162,41 +163,22 @@ export function oldestBillableMs(nowMs: number, rawRetentionDays: number): numbe
   return nowMs - (rawRetentionDays - 1) * 86_400_000;
 }
 
-/** The raw billing row as stored in `billing.samples_raw` (JSONEachRow). */
-export function toRawRow(s: NormalizedSample, batchId: string, batchSeq: number, item: number, acceptedAtMs: number) {
-  return {
-    batch_id: batchId,
-    batch_seq: batchSeq,
-    item,
-    id: s.id,
-    account_id: s.account_id,
-    resource_id: s.resource_id,
-    resource_type: s.resource_type,
-    region: s.region,
-    metric: s.metric,
-    ts: s.ts_ms,
-    usage_hour: usageHourOf(s.ts_ms),
-    interval_s: s.interval_s,
-    value: s.value,
-    attributes: s.attributes,
-    accepted_at: acceptedAtMs,
-  };
-}
-
 export function toBatchJob(batchId: string, batchSeq: number, acceptedAtMs: number, samples: readonly NormalizedSample[]): BatchJob {
   const hours = new Set<number>();
   const accounts = new Set<string>();
   const lines: string[] = [];
+  const batch = { batchId, batchSeq, acceptedAtMs };
   samples.forEach((s, item) => {
-    const row = toRawRow(s, batchId, batchSeq, item, acceptedAtMs);
-    hours.add(row.usage_hour);
+    const hour = usageHourOf(s.ts_ms);
+    hours.add(hour);
     accounts.add(s.account_id);
-    lines.push(JSON.stringify(row));
+    lines.push(encodeRawRow(rawRowOf(s, hour, batch, item)));
   });
   return {
     batchId,
     batchSeq,
     acceptedAtMs,
+    rowFormat: RAW_ROW_FORMAT,
     rows: lines.join('\n') + '\n',
     rowCount: samples.length,
     hours: [...hours].sort((a, b) => a - b),

@@ -50,17 +50,19 @@ export function describeClickHouse(config: Pick<Config, 'CLICKHOUSE_URL' | 'DATA
 }
 
 /**
- * Inserts pre-serialized NDJSON: the worker's hot path. `exec` with a body skips the
+ * Inserts pre-serialized rows: the worker's hot path. `exec` with a body skips the
  * client's per-row encoding; the response stream is drained so the connection is reused.
+ * `target` is a table, optionally with its column list (for the compact formats).
  */
 export async function insertNdjson(
   ch: ClickHouseClient,
-  table: string,
+  target: string,
   ndjson: string,
   settings: ClickHouseSettings = {},
+  format: 'JSONEachRow' | 'JSONCompactEachRow' = 'JSONEachRow',
 ): Promise<void> {
   const result = await ch.exec({
-    query: `INSERT INTO ${table} FORMAT JSONEachRow`,
+    query: `INSERT INTO ${target} FORMAT ${format}`,
     values: Readable.from([ndjson]),
     clickhouse_settings: settings,
   });

@@ -16,7 +16,12 @@ export const batchJobSchema = z.object({
   /** Acceptance order: with the item index it decides which duplicate is "first". */
   batchSeq: z.number().int().nonnegative(),
   acceptedAtMs: z.number().int(),
-  /** The raw rows, pre-serialized as NDJSON: the worker inserts them without re-encoding. */
+  /**
+   * How `rows` is encoded. Added after the first release: jobs queued before it carry
+   * JSONEachRow objects and no field, so absent means JSONEachRow.
+   */
+  rowFormat: z.enum(['JSONEachRow', 'JSONCompactEachRow']).optional(),
+  /** The raw rows, pre-serialized (schemas/raw-row.ts): the worker inserts them without re-encoding. */
   rows: z.string().min(1),
   rowCount: z.number().int().positive(),
   /** Usage hours (epoch seconds) the batch touches: the rollups they make dirty. */

@@ -5,9 +5,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertNdjson, queryRows } from '../lib/clickhouse.js';
+import { queryRows } from '../lib/clickhouse.js';
 import { batchJobSchema } from '../schemas/queues.js';
-import { createBatchWriter } from '../workers/batch-writer.js';
+import { decodeRawRow } from '../schemas/raw-row.js';
+import { createBatchWriter, insertRawRows } from '../workers/batch-writer.js';
 import { expectedTotals, type SentSample } from './support/oracle.js';
 import { startTestPipeline, type TestPipeline } from './support/pipeline.js';
 
@@ -75,12 +76,29 @@ describe('idempotency', () => {
   it('changes nothing when raw rows are written again outside the deduplication token', async () => {
     const before = await totals();
     const job = batchJobSchema.parse((await p.queue!.getJob(batchId))!.data);
-    await insertNdjson(p.ch!, 'billing.samples_raw', job.rows, { insert_deduplication_token: 'a-token-the-engine-has-not-seen' });
+    await insertRawRows(p.ch!, job, { insert_deduplication_token: 'a-token-the-engine-has-not-seen' });
     const [raw] = await queryRows<{ n: string }>(p.ch!, 'SELECT count() AS n FROM billing.samples_raw');
     expect(Number(raw!.n)).toBe(2 * samples.length); // the copy really is in the table
     for (const hour of job.hours) await p.redis.client.hincrby(p.redisKeys.dirtyHours, String(hour), 1);
     await p.waitIdle();
     expect(await totals()).toEqual(before);
+  });
+
+  it('still writes jobs queued before rows were compact (JSONEachRow), and bills nothing twice', async () => {
+    const before = await totals();
+    const job = batchJobSchema.parse((await p.queue!.getJob(batchId))!.data);
+    const [{ n: rawBefore }] = (await queryRows<{ n: string }>(p.ch!, 'SELECT count() AS n FROM billing.samples_raw')) as [{ n: string }];
+    const legacy = {
+      ...job,
+      batchId: crypto.randomUUID(),
+      rows: job.rows.trim().split('\n').map((l) => JSON.stringify(decodeRawRow(l))).join('\n') + '\n',
+    };
+    delete (legacy as { rowFormat?: string }).rowFormat;
+    await createBatchWriter({ ch: p.ch!, redis: p.redis.client, keys: p.redisKeys })({ data: legacy });
+    await p.waitIdle();
+    const [{ n: rawAfter }] = (await queryRows<{ n: string }>(p.ch!, 'SELECT count() AS n FROM billing.samples_raw')) as [{ n: string }];
+    expect(Number(rawAfter) - Number(rawBefore)).toBe(samples.length); // the old format was inserted…
+    expect(await totals()).toEqual(before); // …and counted once
   });
 
   it('changes nothing when the same request is posted twice', async () => {

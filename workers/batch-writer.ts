@@ -4,7 +4,9 @@
  */
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { ClickHouseSettings } from '@clickhouse/client';
 import { insertNdjson, type ClickHouseClient } from '../lib/clickhouse.js';
+import { RAW_INSERT_TARGET, RAW_ROW_FORMAT } from '../schemas/raw-row.js';
 import { releaseInTx } from '../lib/inflight.js';
 import { batchJobSchema, type BatchJob, type RedisKeys } from '../schemas/queues.js';
 
@@ -33,9 +35,7 @@ export function createBatchWriter(deps: BatchWriterDeps) {
     //      `complete` can only turn true after the rollup has seen these rows;
     //   3. return: BullMQ completes the job. A crash before this point redelivers the job
     //      and steps 1–2 repeat harmlessly.
-    await insertNdjson(deps.ch, 'billing.samples_raw', batch.rows, {
-      insert_deduplication_token: batch.batchId,
-    });
+    await insertRawRows(deps.ch, batch, { insert_deduplication_token: batch.batchId });
     const tx = deps.redis.multi();
     for (const hour of batch.hours) tx.hincrby(deps.keys.dirtyHours, String(hour), 1);
     releaseInTx(tx, deps.keys, batch.batchId);
@@ -50,4 +50,11 @@ export function createBatchWriter(deps: BatchWriterDeps) {
     }
     return { rows: batch.rowCount };
   };
+}
+
+/** A job's rows into billing.samples_raw, in the encoding the job says it carries. */
+export function insertRawRows(ch: ClickHouseClient, batch: Pick<BatchJob, 'rows' | 'rowFormat'>, settings: ClickHouseSettings): Promise<void> {
+  return batch.rowFormat === RAW_ROW_FORMAT
+    ? insertNdjson(ch, RAW_INSERT_TARGET, batch.rows, settings, RAW_ROW_FORMAT)
+    : insertNdjson(ch, 'billing.samples_raw', batch.rows, settings); // queued before rowFormat existed
 }

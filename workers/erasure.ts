@@ -24,6 +24,7 @@ import type { Logger } from 'pino';
 import { ERASING_CHECK_MS } from '../ingest/accept.js';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { batchJobSchema, type BatchJob, type ErasureJob, type RedisKeys } from '../schemas/queues.js';
+import { decodeRawRow, RAW_ROW_FORMAT, type RawRow } from '../schemas/raw-row.js';
 
 /** Billing tables that hold an account_id: everything erasure must reach. */
 export const ACCOUNT_TABLES = ['billing.samples_raw', 'billing.usage_hourly', 'billing.adjustments_hourly', 'billing.accounts'] as const;
@@ -130,10 +131,11 @@ async function scrubQueue(queue: Queue<BatchJob>, account: string): Promise<numb
 /** The job without the account's rows, or undefined when nothing else is left. */
 export function withoutAccount(data: BatchJob, account: string): BatchJob | undefined {
   const batch = batchJobSchema.parse(data);
-  const lines = batch.rows.split('\n').filter((l) => l.length > 0 && (JSON.parse(l) as { account_id: string }).account_id !== account);
+  const decode = (line: string) => (batch.rowFormat === RAW_ROW_FORMAT ? decodeRawRow(line) : (JSON.parse(line) as RawRow));
+  const lines = batch.rows.split('\n').filter((l) => l.length > 0 && decode(l).account_id !== account);
   if (lines.length === 0) return undefined;
   const hours = new Set<number>();
-  for (const l of lines) hours.add((JSON.parse(l) as { usage_hour: number }).usage_hour);
+  for (const l of lines) hours.add(decode(l).usage_hour);
   return {
     ...batch,
     rows: lines.join('\n') + '\n',

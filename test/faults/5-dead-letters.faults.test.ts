@@ -11,6 +11,7 @@
  * The `dead-letters` command lists and inspects both with their data and reasons intact,
  * replays the first once the cause is removed, and the totals come out exact.
  */
+import { decodeRawRow } from '../../schemas/raw-row.js';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { runDeadLettersCommand } from '../../cli/dead-letters.js';
 import type { DeadLetter, DeadLetterSummary } from '../../workers/dead-letters.js';
@@ -114,7 +115,7 @@ describe('fault 5: poison jobs land in the dead-letter set and are replayed by t
     const shown = JSON.parse((await cli(['show', poisonId, '--json'], settings)).out) as DeadLetter;
     const data = shown.data as { batchId: string; rows: string };
     expect(data.batchId).toBe(poisonId);
-    const rows = data.rows.trim().split('\n').map((l) => JSON.parse(l) as { id: string; account_id: string; value: string });
+    const rows = data.rows.trim().split('\n').map((l) => decodeRawRow(l));
     expect(rows.map((r) => r.id)).toEqual(poison.map((s) => s.id));
     expect(rows.map((r) => Number(r.value))).toEqual(poison.map((s) => s.value));
     expect(shown.stacktrace).toHaveLength(3);
