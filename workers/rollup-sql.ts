@@ -14,9 +14,10 @@ const FIRST = `(batch_seq, item)`;
  */
 export const ROLLUP_USAGE_SQL = `
 INSERT INTO billing.usage_hourly
-    (account_id, hour, metric, resource_id, resource_type, region, base_total, samples, covered_s, first_start, last_end, version)
+    (account_id, hour, metric, resource_id, resource_type, region, instance_type, zone, base_total, samples, covered_s, first_start, last_end, version)
 SELECT account_id, usage_hour, metric, resource_id,
        argMin(resource_type, ${FIRST}), argMin(region, ${FIRST}),
+       argMin(attributes['instance_type'], ${FIRST}), argMin(attributes['zone'], ${FIRST}),
        sum(${BASE}), count(), sum(interval_s), min(ts - toIntervalSecond(interval_s)), max(ts), {version:UInt64}
 FROM billing.counted_samples(hour = {hour:DateTime('UTC')})
 WHERE batch_seq <= {onTimeSeq:UInt64}
@@ -79,18 +80,20 @@ const SAFE_LABEL = (allowParam: string, expr: string) => `if(
  *   level 1  instance_type generalized to '*' (the zone's small cells pooled);
  *   level 2  zone generalized to '*' too (the region's remaining small cells pooled).
  * A level-2 pool still under k accounts is suppressed. Every published cell covers ≥ k.
+ * Computed from the hour's per-resource billing rows (one read of a few thousand rows, not
+ * of every raw sample again), so analytics count on-time samples: a late sample billed as
+ * an adjustment does not change the fleet figures of its closed period.
  */
 const COHORT_CTES = `
 per_resource AS (
-    SELECT account_id, resource_id, metric,
-           argMin(region, ${FIRST}) AS region,
-           toString(argMin(resource_type, ${FIRST})) AS resource_type,
-           ${SAFE_LABEL('allowInstanceType', `argMin(attributes['instance_type'], ${FIRST})`)} AS fine_instance_type,
-           ${SAFE_LABEL('allowZone', `argMin(attributes['zone'], ${FIRST})`)} AS fine_zone,
-           sum(${BASE}) AS base,
-           count() AS samples
-    FROM billing.counted_samples(hour = {hour:DateTime('UTC')})
-    GROUP BY account_id, resource_id, metric
+    -- One row per account × resource × metric: the hour's billing rows, just written.
+    SELECT account_id, resource_id, metric, region, toString(resource_type) AS resource_type,
+           ${SAFE_LABEL('allowInstanceType', 'instance_type')} AS fine_instance_type,
+           ${SAFE_LABEL('allowZone', 'zone')} AS fine_zone,
+           base_total AS base,
+           samples
+    FROM billing.usage_hourly FINAL
+    WHERE hour = {hour:DateTime('UTC')}
 ),
 level0 AS (
     SELECT *, uniqExact(account_id) OVER (PARTITION BY region, resource_type, fine_zone, fine_instance_type, metric) AS n0
