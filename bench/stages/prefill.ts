@@ -1,0 +1,51 @@
+/**
+ * Fills the current hour of a fresh data directory with `--minutes` minutes of samples at
+ * `--rate` samples/s before the product starts on it, so the latency stage's `steady`
+ * workload sees the hour as production would at that rate some minutes in (the rollup
+ * recomputes the whole hour every time a sample arrives in it). Straight INSERT … SELECT
+ * into billing.samples_raw (lib/history-sql.ts), accounts named `prefill-…`. Then times
+ * the deduplicating view (billing.counted_samples) over that hour, with its peak memory,
+ * beside the same first-copy rule computed on the key columns only.
+ *
+ *   node --import tsx bench/stages/prefill.ts --data-dir DIR --rate R --minutes M --hour-start-ms MS --out FILE
+ */
+import { createClickHouse, queryRows } from '../../lib/clickhouse.js';
+import { loadConfig } from '../../schemas/config.js';
+import { migrate } from '../../schemas/migrate.js';
+import { stageArgs, writeResult } from '../lib/child.js';
+import { insertHistory } from '../lib/history-sql.js';
+import { memStatus, resetPeakRss } from '../lib/proc.js';
+
+const a = stageArgs();
+const rate = Number(a.rate);
+const minutes = Number(a.minutes);
+const seriesPerAccount = 10;
+const accounts = Math.max(1, Math.ceil(rate / seriesPerAccount));
+const ch = createClickHouse(loadConfig({}, { DATA_DIR: a['data-dir'] }));
+await migrate(ch);
+const t = performance.now();
+const rows = await insertHistory(ch, {
+  accountPrefix: 'prefill-', a0: 0, accounts, seriesPerAccount, stepS: 1,
+  startMs: Number(a['hour-start-ms']), steps: Math.round(minutes * 60), seqBase: 0,
+});
+const seconds = (performance.now() - t) / 1000;
+
+// What deduplicating this hour costs, before the product's rollup has to: the view every
+// rollup statement reads, and the same first-copy rule on the key columns only.
+const hour = Number(a['hour-start-ms']) / 1000;
+const measure = async (query: string) => {
+  resetPeakRss();
+  const base = memStatus(process.pid).vmRSSkB / 1024;
+  const s = performance.now();
+  await queryRows(ch, query, { hour });
+  return { ms: performance.now() - s, peakExtraMB: memStatus(process.pid).vmHWMkB / 1024 - base };
+};
+const countedSamplesView = await measure(`SELECT count() AS n FROM billing.counted_samples(hour = {hour:DateTime('UTC')})`);
+const narrowDedup = await measure(`
+  SELECT count() AS n FROM (
+    SELECT * FROM (
+      SELECT account_id, resource_id, metric, ts, id, batch_seq, item FROM billing.samples_raw
+      WHERE usage_hour = {hour:DateTime('UTC')} ORDER BY batch_seq, item LIMIT 1 BY id)
+    ORDER BY batch_seq, item LIMIT 1 BY account_id, resource_id, metric, ts)`);
+await ch.close();
+writeResult(a.out, { rows, seconds, countedSamplesView, narrowDedup });
