@@ -7,17 +7,11 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
-import { Registry } from 'prom-client';
 import { scratchDirs } from './support/temp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHttpServer } from '../app/http.js';
 import { runDatasetCommand } from '../cli/dataset.js';
-import { KeyRing } from '../lib/auth.js';
 import { queryRows } from '../lib/clickhouse.js';
-import { createLogger } from '../lib/log.js';
-import { registerAnalyticsRoutes } from '../queries/analytics-routes.js';
 import { scanFile } from '../queries/leak-scan.js';
 import type { KeyRole } from '../schemas/config.js';
 import { createFleet, generateSamples } from '../sim/index.js';
@@ -39,7 +33,6 @@ for (const r of fleet.resources) r.region = Number(r.accountId.slice(-2)) % 2 ? 
 const tempDir = scratchDirs();
 
 let p: TestPipeline;
-let api: FastifyInstance;
 let base: string;
 
 interface Expected {
@@ -79,16 +72,11 @@ beforeAll(async () => {
   await p.waitIdle();
   expected = await expectedRows();
 
-  api = createHttpServer({ log: createLogger('silent'), bodyLimit: 1 << 20, metrics: new Registry(), readiness: {} });
-  const keys = new KeyRing(Object.entries(KEYS).map(([role, secret]) => ({ role: role as KeyRole, id: `${role}-test`, secret })));
-  registerAnalyticsRoutes(api, { ch: p.ch!, keys, config: p.config });
-  await api.listen({ host: '127.0.0.1', port: 0 });
-  const addr = api.server.address();
-  base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  // The pipeline serves these routes itself: the tests go through its real wiring.
+  base = p.url;
 });
 
 afterAll(async () => {
-  await api?.close();
   await p?.stop();
 });
 

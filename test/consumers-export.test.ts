@@ -9,16 +9,10 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FastifyInstance } from 'fastify';
-import { Registry } from 'prom-client';
 import { scratchDirs } from './support/temp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHttpServer } from '../app/http.js';
 import { runExportCommand } from '../cli/export.js';
-import { KeyRing } from '../lib/auth.js';
 import { queryRows } from '../lib/clickhouse.js';
-import { createLogger } from '../lib/log.js';
-import { registerExportRoutes } from '../queries/export-routes.js';
 import { exportDigest } from '../queries/period-export.js';
 import type { KeyRole } from '../schemas/config.js';
 import { expectedTotals, toMicros, type SentSample } from './support/oracle.js';
@@ -68,7 +62,6 @@ const late = [ACCOUNTS[3]!, ACCOUNTS[7]!].flatMap((a) => samplesFor(a, 0, PERIOD
 const tempDir = scratchDirs();
 
 let p: TestPipeline;
-let api: FastifyInstance;
 let base: string;
 
 async function get(pathAndQuery: string, opts: { accept?: string; role?: KeyRole } = {}) {
@@ -96,16 +89,11 @@ beforeAll(async () => {
   expect((await p.post([...current, ...late])).status).toBe(202);
   await p.waitIdle();
 
-  api = createHttpServer({ log: createLogger('silent'), bodyLimit: 1 << 20, metrics: new Registry(), readiness: {} });
-  const keys = new KeyRing(Object.entries(KEYS).map(([role, secret]) => ({ role: role as KeyRole, id: `${role}-test`, secret })));
-  registerExportRoutes(api, { ch: p.ch!, redis: p.redis.client, redisKeys: p.redisKeys, keys });
-  await api.listen({ host: '127.0.0.1', port: 0 });
-  const addr = api.server.address();
-  base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  // The pipeline serves these routes itself: the tests go through its real wiring.
+  base = p.url;
 });
 
 afterAll(async () => {
-  await api?.close();
   await p?.stop();
 });
 

@@ -8,14 +8,8 @@
  *  - and six hours of a simulated fleet sent through the whole pipeline (HTTP → queue →
  *    rollup), so fleet size and memory are also checked end to end against the simulator.
  */
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FastifyInstance } from 'fastify';
-import { createHttpServer } from '../app/http.js';
 import { runQueryCommand } from '../cli/query.js';
-import { KeyRing } from '../lib/auth.js';
-import { createLogger } from '../lib/log.js';
-import { registerAnalyticsRoutes } from '../queries/analytics-routes.js';
 import { capacityQueries } from '../queries/capacity/library.js';
 import { parseSqlFile, SqlFileError } from '../queries/capacity/sql-file.js';
 import type { KeyRole } from '../schemas/config.js';
@@ -137,7 +131,6 @@ for (const r of liveFleet.resources) {
 // --- the test pipeline --------------------------------------------------------------------
 
 let p: TestPipeline;
-let api: FastifyInstance;
 let base: string;
 const cells = syntheticCells();
 
@@ -172,16 +165,11 @@ beforeAll(async () => {
   }
   await p.waitIdle();
 
-  api = createHttpServer({ log: createLogger('silent'), bodyLimit: 1 << 20, metrics: new Registry(), readiness: {} });
-  const keys = new KeyRing(Object.entries(KEYS).map(([role, secret]) => ({ role: role as KeyRole, id: `${role}-test`, secret })));
-  registerAnalyticsRoutes(api, { ch: p.ch!, keys, config: p.config });
-  await api.listen({ host: '127.0.0.1', port: 0 });
-  const addr = api.server.address();
-  base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  // The pipeline serves these routes itself: the tests go through its real wiring.
+  base = p.url;
 });
 
 afterAll(async () => {
-  await api?.close();
   await p?.stop();
 });
 
