@@ -99,11 +99,14 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
       readiness: readinessChecks(redis, ch),
       readinessInfo: () => (collector ? { collector_targets: collectorSummary(collector) } : {}),
       beforeScrape: async () => {
-        const [waiting, dirty, inflight] = await Promise.all([
+        const [waiting, dirty, inflight, accepted, folded] = await Promise.all([
           ctx.batchQueue.getWaitingCount(),
           redis.client.hlen(keys.dirtyHours),
           redis.client.zcard(keys.inflight),
+          redis.client.get(keys.batchSeq),
+          redis.client.get(keys.foldedThrough),
         ]);
+        metrics.foldLagBatches.set(Math.max(0, Number(accepted ?? 0) - Number(folded ?? 0)));
         metrics.queueWaiting.set(waiting);
         metrics.dirtyHours.set(dirty);
         metrics.inflightBatches.set(inflight);

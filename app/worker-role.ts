@@ -6,6 +6,7 @@ import { Worker, type Job } from 'bullmq';
 import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { QUEUE_NAMES, type BatchJob, type ErasureJob } from '../schemas/queues.js';
 import { createBatchWriter } from '../workers/batch-writer.js';
+import { parkInTx } from '../lib/fold-watermark.js';
 import { createErasureProcessor } from '../workers/erasure.js';
 import { InflightReconciler } from '../workers/inflight-reconciler.js';
 import { PeriodCloser } from '../workers/period-closer.js';
@@ -22,6 +23,7 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
     ch,
     redis,
     keys,
+    maxInsertRows: config.MAX_INSERT_ROWS,
     onWritten: (rows, ms) => {
       metrics.batchesWritten.inc();
       metrics.rowsWritten.inc(rows);
@@ -39,6 +41,12 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
     const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1);
     metrics.batchFailures.inc({ final: String(final) });
     log[final ? 'error' : 'warn']({ jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, final ? 'batch job dead-lettered' : 'batch job failed; will retry');
+    // A dead letter must not hold back the fold of later batches (also done by the writer;
+    // this covers payloads it refused before reading them).
+    const { batchId, batchSeq } = (job?.data ?? {}) as Partial<BatchJob>;
+    if (final && typeof batchId === 'string' && Number.isSafeInteger(batchSeq)) {
+      parkInTx(redis.multi(), keys, batchId, batchSeq!).exec().catch((e: unknown) => log.warn({ err: e }, 'could not park a dead letter'));
+    }
   });
   batchWorker.on('error', (err) => log.error({ err }, 'batch worker error'));
   // On close the worker takes no new job and finishes those it holds.
@@ -56,6 +64,10 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
     quietMs: config.ROLLUP_QUIET_MS,
     maxDelayMs: config.ROLLUP_MAX_DELAY_MS,
     onHour: (ms) => metrics.rollupSeconds.observe(ms / 1000),
+    onFold: (rows, ms) => {
+      metrics.rowsFolded.inc(rows);
+      metrics.foldSeconds.observe(ms / 1000);
+    },
   });
   rollup.start();
   ctx.onClose(() => rollup.stop());

@@ -56,8 +56,18 @@ export function redisKeys(prefix: string) {
     inflight: `${prefix}:inflight`,
     /** ZSET batchId → acceptance sequence: the same batches, for closing periods. */
     inflightSeq: `${prefix}:inflight-seq`,
-    /** HASH hour → generation: hours whose aggregates must be recomputed. */
+    /** HASH hour → generation: hours whose aggregates must be recomputed whole. */
     dirtyHours: `${prefix}:dirty-hours`,
+    /** ZSET hour → highest batch sequence written into it: hours with rows not folded in yet. */
+    pendingHours: `${prefix}:pending-hours`,
+    /** HASH hour → generation: hours whose analytics must be recomputed. */
+    analyticsHours: `${prefix}:analytics-hours`,
+    /** ZSET batchId → sequence: dead-lettered batches, which the fold watermark passes. */
+    parkedSeq: `${prefix}:parked-seq`,
+    /** The acceptance sequence the rollup folds (or is folding) through. */
+    foldWatermark: `${prefix}:fold-watermark`,
+    /** The acceptance sequence every aggregate is folded through. */
+    foldedThrough: `${prefix}:folded-through`,
     /** HASH producer → highest batch sequence number it sent (X-Producer-Seq). */
     producers: `${prefix}:producers`,
     /** ZSET of a producer's missing sequence numbers. */
@@ -68,8 +78,8 @@ export function redisKeys(prefix: string) {
     erasing: `${prefix}:erasing`,
     /** HASH per erasure request: status and timings (no account id once done). */
     erasureRequest: (id: string) => `${prefix}:erasure:${id}`,
-    /** Lock held by the worker recomputing one hour. */
-    rollupLock: (hour: number) => `${prefix}:rollup-lock:${hour}`,
+    /** Lock held by the worker running a rollup round: one round at a time. */
+    rollupLock: `${prefix}:rollup-lock`,
   };
 }
 export type RedisKeys = ReturnType<typeof redisKeys>;

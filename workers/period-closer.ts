@@ -95,8 +95,12 @@ export class PeriodCloser {
       this.marked.add(period);
     }
     const endS = nextPeriod(Date.parse(`${period}T00:00:00Z`)) / 1000;
-    const [inflight, dirty] = await Promise.all([inflightUpTo(redis, keys, state.close_seq), redis.hkeys(keys.dirtyHours)]);
-    if (inflight > 0 || dirty.some((h) => Number(h) < endS)) return false;
+    const [inflight, dirty, pending] = await Promise.all([
+      inflightUpTo(redis, keys, state.close_seq),
+      redis.hkeys(keys.dirtyHours),
+      redis.zrange(keys.pendingHours, '0', '-1'),
+    ]);
+    if (inflight > 0 || [...dirty, ...pending].some((h) => Number(h) < endS)) return false;
 
     const digest = await exportDigest(ch, period.slice(0, 7));
     await writeState(ch, { ...state, status: 'closed', closed_at: new Date((this.deps.now ?? Date.now)()).toISOString(), export_sha256: digest });

@@ -1,12 +1,18 @@
 /**
- * The SQL that splits one hour of counted samples into billing and analytics. Each
- * statement recomputes the whole hour from billing.counted_samples and writes it under a
- * new version, so running it again (a retry, a late sample) replaces rather than adds.
+ * The SQL that recomputes one hour whole: billing and analytics from the hour's counted
+ * samples up to acceptance sequence {through}, each under a new version, so running it
+ * again (a retry, a late sample) replaces rather than adds. Most batches never come here:
+ * they are folded in incrementally (rollup-fold-sql.ts); this is the reference path for late
+ * batches, closing periods and analytics.
  */
 
 /** Base units: gauges (memory, storage) are billed per second held; the rest as measured. */
-const BASE = `if(metric IN ('memory', 'storage'), value * interval_s, value)`;
-const FIRST = `(batch_seq, item)`;
+export const BASE = `if(metric IN ('memory', 'storage'), value * interval_s, value)`;
+/** Acceptance order: the first copy of a sample is the smallest. */
+export const FIRST = `(batch_seq, item)`;
+/** A sample's identity besides its id, and what two copies of it must agree on. */
+export const NATURAL_KEY = `account_id, resource_id, metric, ts`;
+export const PAYLOAD = `value, interval_s, resource_type, region, attributes`;
 
 /**
  * On-time samples: accepted before the hour's billing period started closing
@@ -14,12 +20,12 @@ const FIRST = `(batch_seq, item)`;
  */
 export const ROLLUP_USAGE_SQL = `
 INSERT INTO billing.usage_hourly
-    (account_id, hour, metric, resource_id, resource_type, region, instance_type, zone, base_total, samples, covered_s, first_start, last_end, version)
+    (account_id, hour, metric, resource_id, resource_type, region, instance_type, zone, base_total, samples, covered_s, first_start, last_end, through_seq, version)
 SELECT account_id, usage_hour, metric, resource_id,
        argMin(resource_type, ${FIRST}), argMin(region, ${FIRST}),
        argMin(attributes['instance_type'], ${FIRST}), argMin(attributes['zone'], ${FIRST}),
-       sum(${BASE}), count(), sum(interval_s), min(ts - toIntervalSecond(interval_s)), max(ts), {version:UInt64}
-FROM billing.counted_samples(hour = {hour:DateTime('UTC')})
+       sum(${BASE}), count(), sum(interval_s), min(ts - toIntervalSecond(interval_s)), max(ts), {through:UInt64}, {version:UInt64}
+FROM billing.counted_samples(hour = {hour:DateTime('UTC')}, through = {through:UInt64})
 WHERE batch_seq <= {onTimeSeq:UInt64}
 GROUP BY account_id, usage_hour, metric, resource_id`;
 
@@ -37,7 +43,7 @@ SELECT account_id,
           {nextOpenPeriod:Date}) AS billed_period,
        usage_hour, metric, resource_id, argMin(region, ${FIRST}), toDate(accepted_at) AS accepted_date,
        sum(${BASE}), count(), {version:UInt64}
-FROM billing.counted_samples(hour = {hour:DateTime('UTC')})
+FROM billing.counted_samples(hour = {hour:DateTime('UTC')}, through = {through:UInt64})
 WHERE batch_seq > {onTimeSeq:UInt64}
 GROUP BY account_id, billed_period, usage_hour, metric, resource_id, accepted_date`;
 
@@ -46,19 +52,19 @@ GROUP BY account_id, billed_period, usage_hour, metric, resource_id, accepted_da
  * different natural keys. The first accepted copy stands either way; these are counted.
  */
 export const ROLLUP_STATS_SQL = `
-INSERT INTO billing.ingest_stats_hourly (hour, received, counted, conflicts, version)
+INSERT INTO billing.ingest_stats_hourly (hour, received, counted, conflicts, through_seq, version)
 SELECT {hour:DateTime('UTC')},
-       (SELECT uniqExact(batch_seq, item) FROM billing.samples_raw WHERE usage_hour = {hour:DateTime('UTC')}),
-       (SELECT count() FROM billing.counted_samples(hour = {hour:DateTime('UTC')})),
+       (SELECT uniqExact(batch_seq, item) FROM billing.samples_raw WHERE usage_hour = {hour:DateTime('UTC')} AND batch_seq <= {through:UInt64}),
+       (SELECT count() FROM billing.counted_samples(hour = {hour:DateTime('UTC')}, through = {through:UInt64})),
        (SELECT countIf(payloads > 1) FROM (
-            SELECT uniqExact(value, interval_s, resource_type, region, attributes) AS payloads
-            FROM billing.samples_raw WHERE usage_hour = {hour:DateTime('UTC')}
+            SELECT uniqExact(${PAYLOAD}) AS payloads
+            FROM billing.samples_raw WHERE usage_hour = {hour:DateTime('UTC')} AND batch_seq <= {through:UInt64}
             GROUP BY account_id, resource_id, metric, ts))
      + (SELECT countIf(keys > 1) FROM (
-            SELECT uniqExact(account_id, resource_id, metric, ts) AS keys
-            FROM billing.samples_raw WHERE usage_hour = {hour:DateTime('UTC')}
+            SELECT uniqExact(${NATURAL_KEY}) AS keys
+            FROM billing.samples_raw WHERE usage_hour = {hour:DateTime('UTC')} AND batch_seq <= {through:UInt64}
             GROUP BY id)),
-       {version:UInt64}`;
+       {through:UInt64}, {version:UInt64}`;
 
 /**
  * An attribute reaches analytics only if it is allow-listed and looks like a label, not an

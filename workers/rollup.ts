@@ -1,8 +1,13 @@
 /**
- * Recomputes dirty hours. An hour is dirty once a batch with samples in it has been
- * written; recomputing it rebuilds its billing aggregates, ingest stats and analytics
- * from billing.counted_samples under a new version, so a late sample re-aggregates its
- * hour and a repeated run changes nothing.
+ * The rollup round. Three kinds of work, one round at a time across all workers:
+ *  - fold: every written batch up to the fold watermark is added to its hours' billing
+ *    aggregates and ingest stats, in acceptance order (rollup-fold.ts). This is what makes
+ *    a sample visible; its cost follows the new rows, not the size of the hour.
+ *  - recompute: an hour marked dirty (a batch written behind the watermark, a billing
+ *    period closing, lost fold progress) is rebuilt whole from billing.counted_samples
+ *    under a new version, so a repeated run changes nothing.
+ *  - analytics: k-anonymous cohorts are not additive, so each hour that changed is
+ *    recomputed from its per-resource billing rows, debounced: seconds behind billing.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -10,6 +15,8 @@ import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { withLock } from '../lib/locks.js';
 import { PeriodicTask } from '../lib/periodic.js';
 import { RollupDebounce } from './rollup-debounce.js';
+import { advanceFoldWatermark } from '../lib/fold-watermark.js';
+import { foldHour } from './rollup-fold.js';
 import type { RedisKeys } from '../schemas/queues.js';
 import { loadPeriodStates, rollupPeriodParams, UINT64_MAX, type PeriodState } from '../queries/periods.js';
 import {
@@ -32,14 +39,15 @@ export interface RollupDeps {
   intervalMs: number;
   /** RAW_RETENTION_DAYS: hours near the TTL are never recomputed (see runOnce). */
   rawRetentionDays: number;
-  /** Debounce: an hour still receiving data waits until it is quiet this long… */
+  /** Debounce of whole-hour work: an hour still receiving data waits until it is quiet this long… */
   quietMs: number;
   /** …or until it has waited this long in all, so a steady stream is still aggregated. */
   maxDelayMs: number;
   onHour?: (ms: number) => void;
+  onFold?: (rows: number, ms: number) => void;
 }
 
-// Clears the dirty mark only if no batch marked the hour again while it was recomputed.
+// Clears a dirty (or analytics) mark only if nothing marked the hour again meanwhile.
 const CLEAR_IF_UNCHANGED = `
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
   return redis.call('HDEL', KEYS[1], ARGV[1])
@@ -55,32 +63,38 @@ export interface RollupContext {
   periods: readonly PeriodState[];
 }
 
-export async function rollupHour(ch: ClickHouseClient, hour: number, version: number, ctx: RollupContext): Promise<void> {
-  const allowed = (name: string) => (ctx.analyticsAttributes.includes(name) ? 1 : 0);
-  const params = {
-    hour,
-    version,
-    k: ctx.k,
-    allowInstanceType: allowed('instance_type'),
-    allowZone: allowed('zone'),
-    ...rollupPeriodParams(ctx.periods, hour),
-  };
-  const queries = [ROLLUP_USAGE_SQL, ROLLUP_STATS_SQL, ROLLUP_ANALYTICS_SQL, ROLLUP_SUPPRESSION_SQL];
+/**
+ * Recomputes one hour whole from its rows accepted up to `through` (the fold watermark:
+ * later rows are folded in on top by later rounds).
+ */
+export async function rollupHour(ch: ClickHouseClient, hour: number, version: number, ctx: RollupContext, through: number | string = UINT64_MAX): Promise<void> {
+  const params = { hour, version, through: String(through), ...rollupPeriodParams(ctx.periods, hour) };
+  const queries = [ROLLUP_USAGE_SQL, ROLLUP_STATS_SQL];
   // Only hours of periods that started closing can have late samples.
   if (params.onTimeSeq !== UINT64_MAX) queries.push(ROLLUP_ADJUSTMENTS_SQL);
   for (const query of queries) await ch.command({ query, query_params: params });
+  await rollupAnalytics(ch, hour, version, ctx);
+}
+
+/** The hour's k-anonymous analytics, from its per-resource billing rows. */
+export async function rollupAnalytics(ch: ClickHouseClient, hour: number, version: number, ctx: Omit<RollupContext, 'periods'>): Promise<void> {
+  const allowed = (name: string) => (ctx.analyticsAttributes.includes(name) ? 1 : 0);
+  const params = { hour, version, k: ctx.k, allowInstanceType: allowed('instance_type'), allowZone: allowed('zone') };
+  for (const query of [ROLLUP_ANALYTICS_SQL, ROLLUP_SUPPRESSION_SQL]) await ch.command({ query, query_params: params });
 }
 
 export class RollupScheduler {
-  private readonly debounce: RollupDebounce;
+  private readonly recomputeDebounce: RollupDebounce;
+  private readonly analyticsDebounce: RollupDebounce;
   private lastPrune = 0;
   private lastVersion = 0;
-  // A failed round leaves its hours dirty: the next round retries them.
+  // A failed round leaves its hours pending or dirty: the next round retries them.
   private readonly task: PeriodicTask;
 
   constructor(private readonly deps: RollupDeps) {
     this.task = new PeriodicTask('rollup round', deps.intervalMs, () => this.runOnce(), deps.log);
-    this.debounce = new RollupDebounce(deps.quietMs, deps.maxDelayMs);
+    this.recomputeDebounce = new RollupDebounce(deps.quietMs, deps.maxDelayMs);
+    this.analyticsDebounce = new RollupDebounce(deps.quietMs, deps.maxDelayMs);
   }
 
   start(): void {
@@ -92,48 +106,101 @@ export class RollupScheduler {
     return this.task.stop();
   }
 
-  /** One pass over the dirty hours, oldest first. Returns how many hours were recomputed. */
+  /** One round. Returns how many hours it folded, recomputed or re-analysed. */
   async runOnce(): Promise<number> {
+    const { redis, keys } = this.deps;
+    // One round at a time: a fold reads an aggregate and writes it back with more added.
+    const result = await withLock(redis, keys.rollupLock, () => this.round());
+    return result?.value ?? 0;
+  }
+
+  private async round(): Promise<number> {
     const { redis, keys, ch, log } = this.deps;
-    const dirty = await redis.hgetall(keys.dirtyHours);
-    const hours = Object.keys(dirty).map(Number).sort((a, b) => a - b);
-    if (hours.length === 0) return 0;
-    // Read after the dirty set: a period that started closing before a batch marked its
-    // hour is seen here, so that hour is split with the period's close_seq.
     const ctx: RollupContext = { k: this.deps.k, analyticsAttributes: this.deps.analyticsAttributes, periods: await loadPeriodStates(ch) };
-    let done = 0;
     // Raw rows of an hour older than this may be partly deleted by their TTL already;
     // recomputing from them would shrink a bill. Ingest refuses samples that old, so such
-    // an hour is only dirty if its batch waited half a day: it is reported, not recomputed.
+    // an hour only gets rows if its batch waited half a day: it is reported, not recomputed.
     const frozenBefore = (Date.now() - (this.deps.rawRetentionDays - 0.5) * 86_400_000) / 1000;
+    const frozen = async (hour: number, kind: string) => {
+      log.error({ hour: new Date(hour * 1000).toISOString(), kind }, 'hour is past the raw retention: not recomputed');
+    };
+    let done = await this.fold(ctx, frozenBefore, frozen);
+    const through = Number((await redis.get(keys.foldedThrough)) ?? 0);
+
+    const dirty = await redis.hgetall(keys.dirtyHours);
     const now = Date.now();
-    for (const hour of hours) {
+    for (const hour of Object.keys(dirty).map(Number).sort((a, b) => a - b)) {
       if (this.task.stopRequested) break;
-      if (!this.debounce.isDue(hour, dirty[String(hour)]!, now)) continue;
+      if (!this.recomputeDebounce.isDue(hour, dirty[String(hour)]!, now)) continue;
       if (hour < frozenBefore) {
-        log.error({ hour: new Date(hour * 1000).toISOString() }, 'dirty hour is past the raw retention: not recomputed');
+        await frozen(hour, 'recompute');
         await redis.hdel(keys.dirtyHours, String(hour));
         continue;
       }
-      // Another worker holding the hour's lock is recomputing it: skip it this round.
-      const result = await withLock(redis, keys.rollupLock(hour), async () => {
-        // Read the generation before recomputing: every batch counted in it is already in
-        // ClickHouse, so the recomputation below includes it.
-        const generation = await redis.hget(keys.dirtyHours, String(hour));
-        if (generation === null) return false;
-        const started = performance.now();
-        await rollupHour(ch, hour, this.nextVersion(), ctx);
-        await redis.eval(CLEAR_IF_UNCHANGED, 1, keys.dirtyHours, String(hour), generation);
-        this.debounce.forget(hour);
-        this.deps.onHour?.(performance.now() - started);
-        return true;
-      });
-      if (result?.value) done++;
+      const started = performance.now();
+      await rollupHour(ch, hour, this.nextVersion(), ctx, through);
+      await redis.eval(CLEAR_IF_UNCHANGED, 1, keys.dirtyHours, String(hour), dirty[String(hour)]!);
+      // The recomputation included analytics.
+      await redis.hdel(keys.analyticsHours, String(hour));
+      this.recomputeDebounce.forget(hour);
+      this.deps.onHour?.(performance.now() - started);
+      done++;
     }
+
+    const stale = await redis.hgetall(keys.analyticsHours);
+    for (const hour of Object.keys(stale).map(Number).sort((a, b) => a - b)) {
+      if (this.task.stopRequested) break;
+      if (!this.analyticsDebounce.isDue(hour, stale[String(hour)]!, now)) continue;
+      await rollupAnalytics(ch, hour, this.nextVersion(), ctx);
+      await redis.eval(CLEAR_IF_UNCHANGED, 1, keys.analyticsHours, String(hour), stale[String(hour)]!);
+      this.analyticsDebounce.forget(hour);
+      done++;
+    }
+
     if (done > 0 && Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
       this.lastPrune = Date.now();
       await ch.command({ query: PRUNE_ANALYTICS_SQL }).catch((err: unknown) => log.warn({ err }, 'pruning old analytics versions failed'));
     }
+    return done;
+  }
+
+  /**
+   * Folds every pending hour's rows from the last folded sequence up to the watermark.
+   * Hours of a period that started closing go to whole recomputation instead: only that
+   * path splits on-time samples from late ones (adjustments).
+   */
+  private async fold(ctx: RollupContext, frozenBefore: number, frozen: (hour: number, kind: string) => Promise<void>): Promise<number> {
+    const { redis, keys, ch } = this.deps;
+    const recorded = await redis.get(keys.foldedThrough);
+    const through = await advanceFoldWatermark(redis, keys);
+    const from = Number(recorded ?? 0);
+    const pending = (await redis.zrange(keys.pendingHours, '0', '-1')).map(Number).sort((a, b) => a - b);
+    let done = 0;
+    if (through > from || recorded === null) {
+      const started = performance.now();
+      let rows = 0;
+      const toRecompute: number[] = [];
+      const folded: number[] = [];
+      for (const hour of pending) {
+        if (hour < frozenBefore) await frozen(hour, 'fold');
+        // Without a record of what was folded, only a whole recomputation is safe.
+        else if (recorded === null || rollupPeriodParams(ctx.periods, hour).onTimeSeq !== UINT64_MAX) toRecompute.push(hour);
+        else {
+          const { fresh } = await foldHour(ch, hour, from, through, this.nextVersion());
+          if (fresh > 0) folded.push(hour);
+          rows += fresh;
+        }
+      }
+      const tx = redis.multi();
+      for (const hour of toRecompute) tx.hincrby(keys.dirtyHours, String(hour), 1);
+      for (const hour of folded) tx.hincrby(keys.analyticsHours, String(hour), 1);
+      tx.set(keys.foldedThrough, String(through));
+      await tx.exec();
+      done += folded.length;
+      if (rows > 0) this.deps.onFold?.(rows, performance.now() - started);
+    }
+    // Hours whose every written batch is now folded (or sent to recomputation).
+    await redis.zremrangebyscore(keys.pendingHours, '-inf', String(through));
     return done;
   }
 

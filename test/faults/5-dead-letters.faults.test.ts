@@ -7,6 +7,7 @@
  *    ClickHouse's reason. Its hours stay incomplete meanwhile.
  *  - A job whose payload can never be valid: dead-lettered at its first attempt
  *    (UnrecoverableError), and back in the set after every replay.
+ *  - Batches accepted after a dead letter are billed while it waits.
  *
  * The `dead-letters` command lists and inspects both with their data and reasons intact,
  * replays the first once the cause is removed, and the totals come out exact.
@@ -24,6 +25,7 @@ import { makeWorkload } from './support/workload.js';
 
 const POISON_ACCOUNT = 'acct-poison';
 const INVALID_JOB_ID = 'poison-invalid-payload';
+const LATER_ACCOUNT = 'acct-later';
 
 /** Runs the command in-process and returns its exit code and what it printed. */
 async function cli(args: string[], settings: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -97,6 +99,15 @@ describe('fault 5: poison jobs land in the dead-letter set and are replayed by t
     const usage = await pipeline.get(`/v1/accounts/${POISON_ACCOUNT}/usage?from=${wl.fromMs}&to=${wl.toMs}`);
     expect(usage.body.complete).toBe(false);
 
+    // A dead letter does not hold back what was accepted after it: the rollup folds batches
+    // in acceptance order, and passes dead-lettered ones (a replay recomputes their hours).
+    const later = [{ id: 'after-poison', account_id: LATER_ACCOUNT, resource_id: 'vm-later', resource_type: 'vm', region: 'eu-west-1', metric: 'cpu', value: 7.25, ts: wl.fromMs + 120_000, interval_s: 60 } as SentSample];
+    expect((await pipeline.post(later)).status).toBe(202);
+    await until('the later batch billed while the dead letter waits', async () => {
+      const res = await pipeline.get(`/v1/accounts/${LATER_ACCOUNT}/usage?from=${wl.fromMs}&to=${wl.toMs}&granularity=total`);
+      return res.body.rows?.[0]?.base_total === '7.25';
+    });
+
     // list: both, with their reasons.
     const listed = await cli(['list', '--json'], settings);
     expect(listed.code).toBe(0);
@@ -155,8 +166,8 @@ describe('fault 5: poison jobs land in the dead-letter set and are replayed by t
     await until('the invalid job back again', async () => (await queue.getJobState(INVALID_JOB_ID)) === 'failed');
     expect((await cli(['count'], settings)).out).toBe('1');
 
-    const acknowledged = [...producer.acknowledged, ...poison];
-    const accounts = [...wl.accounts, POISON_ACCOUNT];
+    const acknowledged = [...producer.acknowledged, ...poison, ...later];
+    const accounts = [...wl.accounts, POISON_ACCOUNT, LATER_ACCOUNT];
     const totals = await checkTotals(pipeline.url, accounts, wl, acknowledged, 60_000, () =>
       pipelineState(pipeline.redis.client, pipeline.config.KEY_PREFIX));
     expect(totals.mismatches).toEqual({});

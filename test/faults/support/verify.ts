@@ -9,6 +9,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { queryRows, type ClickHouseClient } from '../../../lib/clickhouse.js';
+import { UINT64_MAX } from '../../../queries/periods.js';
 import { redisKeys } from '../../../schemas/queues.js';
 import { expectedTotals, type SentSample } from '../../support/oracle.js';
 import { KEYS } from '../../support/pipeline.js';
@@ -82,8 +83,8 @@ export async function checkBilled(ch: ClickHouseClient, acknowledged: readonly S
     const rows = await queryRows<{ account_id: string; resource_id: string; metric: string; ts: string }>(
       ch,
       `SELECT account_id, resource_id, toString(metric) AS metric, toUnixTimestamp64Milli(ts) AS ts
-       FROM billing.counted_samples(hour = {hour:DateTime('UTC')})`,
-      { hour: Number(h) },
+       FROM billing.counted_samples(hour = {hour:DateTime('UTC')}, through = {through:UInt64})`,
+      { hour: Number(h), through: UINT64_MAX },
     );
     for (const r of rows) {
       const key = naturalKey({ ...r, ts: Number(r.ts) });

@@ -1,0 +1,129 @@
+/**
+ * The SQL that folds newly written batches into an hour's aggregates without recomputing
+ * the hour. Parameters: {hour}; {from} and {through}, the acceptance sequence range being
+ * folded (rows with from < batch_seq <= through, "fresh"); {oldIds}, the ids of every
+ * earlier row (batch_seq <= from) that shares an id or a natural key with a fresh row.
+ *
+ * Why this is exact: which copy of a sample counts depends only on the copies accepted
+ * before it (billing.counted_samples). Rows up to {from} are already folded, and nothing
+ * accepted before {from} can arrive later (the rollup only folds up to a sequence no
+ * unwritten batch is below; a batch written late is sent to the whole-hour path instead).
+ * So the counted rows among the fresh ones are found by running the same first-copy rule
+ * over the fresh rows plus those earlier copies, and the aggregates only ever add.
+ *
+ * Every aggregate row records the sequence it counts through (through_seq), and a fresh row
+ * is only added to a row whose through_seq is below it: folding the same range twice, after
+ * a rollup killed mid-round, changes nothing.
+ */
+import { FIRST, NATURAL_KEY, PAYLOAD } from './rollup-sql.js';
+
+const HOUR = `{hour:DateTime('UTC')}`;
+
+/**
+ * Ids of earlier rows that could be earlier copies of fresh rows. The hashes narrow the
+ * scan to 16 bytes a row of the hour; the exact comparison removes hash collisions.
+ */
+export const EARLIER_COPIES_SQL = `
+WITH fresh AS (
+    SELECT id, ${NATURAL_KEY}, id_hash, key_hash FROM billing.samples_raw
+    WHERE usage_hour = ${HOUR} AND batch_seq > {from:UInt64} AND batch_seq <= {through:UInt64}
+)
+SELECT DISTINCT id
+FROM billing.samples_raw
+PREWHERE usage_hour = ${HOUR} AND batch_seq <= {from:UInt64}
+     AND (id_hash IN (SELECT id_hash FROM fresh) OR key_hash IN (SELECT key_hash FROM fresh))
+WHERE id IN (SELECT id FROM fresh) OR (${NATURAL_KEY}) IN (SELECT ${NATURAL_KEY} FROM fresh)`;
+
+/**
+ * The fresh rows and every earlier row carrying one of {oldIds}: a fresh row's earlier
+ * copies (by id or key) and, for each of those, the copies that decide whether it counted
+ * itself (rows sharing its id). With the fresh rows' own ids this closes the set.
+ */
+const UNIVERSE = `
+universe AS (
+    SELECT * FROM billing.samples_raw
+    WHERE usage_hour = ${HOUR} AND batch_seq > {from:UInt64} AND batch_seq <= {through:UInt64}
+    UNION ALL
+    SELECT * FROM billing.samples_raw
+    WHERE usage_hour = ${HOUR} AND batch_seq <= {from:UInt64} AND id IN {oldIds:Array(String)}
+),
+counted AS (
+    -- billing.counted_samples' rule, over the universe.
+    SELECT * FROM (SELECT * FROM universe ORDER BY ${FIRST} LIMIT 1 BY id)
+    ORDER BY ${FIRST}
+    LIMIT 1 BY ${NATURAL_KEY}
+)`;
+
+export const FOLD_USAGE_SQL = `
+INSERT INTO billing.usage_hourly
+    (account_id, hour, metric, resource_id, resource_type, region, instance_type, zone, base_total, samples, covered_s, first_start, last_end, through_seq, version)
+WITH ${UNIVERSE},
+current AS (
+    SELECT account_id, metric, resource_id, resource_type, region, instance_type, zone,
+           base_total, samples, covered_s, first_start, last_end, through_seq
+    FROM billing.usage_hourly FINAL
+    WHERE hour = ${HOUR}
+      AND (account_id, metric, resource_id) IN (SELECT account_id, metric, resource_id FROM counted WHERE batch_seq > {from:UInt64})
+),
+delta AS (
+    SELECT f.account_id AS d_account, f.metric AS d_metric, f.resource_id AS d_resource,
+           argMin(f.resource_type, (f.batch_seq, f.item)) AS d_resource_type,
+           argMin(f.region, (f.batch_seq, f.item)) AS d_region,
+           argMin(f.attributes['instance_type'], (f.batch_seq, f.item)) AS d_instance_type,
+           argMin(f.attributes['zone'], (f.batch_seq, f.item)) AS d_zone,
+           sum(if(f.metric IN ('memory', 'storage'), f.value * f.interval_s, f.value)) AS d_base,
+           count() AS d_samples, sum(f.interval_s) AS d_covered,
+           min(f.ts - toIntervalSecond(f.interval_s)) AS d_first_start, max(f.ts) AS d_last_end
+    FROM counted AS f
+    LEFT JOIN current AS c ON c.account_id = f.account_id AND c.metric = f.metric AND c.resource_id = f.resource_id
+    -- Only rows the aggregate does not hold yet (c.through_seq is 0 for a new row).
+    WHERE f.batch_seq > {from:UInt64} AND f.batch_seq > c.through_seq
+    GROUP BY d_account, d_metric, d_resource
+)
+SELECT d.d_account, ${HOUR}, d.d_metric, d.d_resource,
+       -- Attributes come from the first counted sample: an existing row's are older.
+       if(c.samples > 0, c.resource_type, d.d_resource_type),
+       if(c.samples > 0, c.region, d.d_region),
+       if(c.samples > 0, c.instance_type, d.d_instance_type),
+       if(c.samples > 0, c.zone, d.d_zone),
+       c.base_total + d.d_base, c.samples + d.d_samples, c.covered_s + d.d_covered,
+       if(c.samples > 0, least(c.first_start, d.d_first_start), d.d_first_start),
+       if(c.samples > 0, greatest(c.last_end, d.d_last_end), d.d_last_end),
+       {through:UInt64}, {version:UInt64}
+FROM delta AS d
+LEFT JOIN current AS c ON c.account_id = d.d_account AND c.metric = d.d_metric AND c.resource_id = d.d_resource
+SETTINGS join_use_nulls = 0`;
+
+/**
+ * Ingest stats of the hour, folded the same way. A conflict is a natural key whose copies
+ * disagree on the payload, or an id reused for different keys; the universe holds every
+ * copy of each fresh row's key and id, so "was it already a conflict" is known exactly.
+ */
+export const FOLD_STATS_SQL = `
+INSERT INTO billing.ingest_stats_hourly (hour, received, counted, conflicts, through_seq, version)
+WITH ${UNIVERSE},
+current AS (
+    SELECT received, counted, conflicts, through_seq FROM billing.ingest_stats_hourly FINAL WHERE hour = ${HOUR}
+),
+-- What the stats row already holds: rows up to here are in it.
+greatest({from:UInt64}, ifNull((SELECT max(through_seq) FROM current), 0)) AS held,
+key_conflicts AS (
+    SELECT toInt64(uniqExact(${PAYLOAD}) > 1) - toInt64(uniqExactIf((${PAYLOAD}), batch_seq <= held) > 1) AS d
+    FROM universe
+    GROUP BY ${NATURAL_KEY}
+    HAVING max(batch_seq) > held
+),
+id_conflicts AS (
+    SELECT toInt64(uniqExact(${NATURAL_KEY}) > 1) - toInt64(uniqExactIf((${NATURAL_KEY}), batch_seq <= held) > 1) AS d
+    FROM universe
+    GROUP BY id
+    HAVING max(batch_seq) > held
+)
+SELECT ${HOUR},
+       ifNull((SELECT max(received) FROM current), 0) + (SELECT uniqExact(batch_seq, item) FROM universe WHERE batch_seq > held),
+       ifNull((SELECT max(counted) FROM current), 0) + (SELECT count() FROM counted WHERE batch_seq > held),
+       toUInt64(toInt64(ifNull((SELECT max(conflicts) FROM current), 0))
+                + (SELECT sum(d) FROM key_conflicts) + (SELECT sum(d) FROM id_conflicts)),
+       {through:UInt64}, {version:UInt64}
+FROM system.one
+WHERE (SELECT count() FROM universe WHERE batch_seq > held) > 0`;
