@@ -3,6 +3,7 @@
  * the grace after it (and until its close has finished), then `closed`: its totals are
  * final and late samples become adjustments in a later period.
  */
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 
@@ -25,6 +26,32 @@ export async function loadPeriodStates(ch: ClickHouseClient): Promise<PeriodStat
     'SELECT toString(period) AS period, status, close_seq, closed_at, export_sha256 FROM billing.periods FINAL ORDER BY period',
   );
   return rows.map((r) => stateSchema.parse(r));
+}
+
+/**
+ * Period states for hot paths (every usage request, every rollup round). They change a few
+ * times a month, each time followed by the closer bumping `periodsVersion` in Redis, so a
+ * reader reloads them only when that version moved; the age limit bounds staleness if a
+ * closer died between writing a state and bumping the version.
+ */
+export class PeriodStateCache {
+  private cached: { version: string; at: number; states: PeriodState[] } | undefined;
+
+  constructor(
+    private readonly ch: ClickHouseClient,
+    private readonly redis: Redis,
+    private readonly versionKey: string,
+    private readonly maxAgeMs = 10_000,
+  ) {}
+
+  async get(): Promise<PeriodState[]> {
+    const version = (await this.redis.get(this.versionKey)) ?? '0';
+    const c = this.cached;
+    if (c && c.version === version && Date.now() - c.at < this.maxAgeMs) return c.states;
+    const states = await loadPeriodStates(this.ch);
+    this.cached = { version, at: Date.now(), states };
+    return states;
+  }
 }
 
 /** `2026-11` → epoch ms of 2026-11-01T00:00Z; undefined when not a valid month. */

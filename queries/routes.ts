@@ -11,7 +11,7 @@ import { isComplete } from './completeness.js';
 import { queryAccountAdjustments } from './adjustments.js';
 import { producerReports } from '../lib/producers.js';
 import { accountCoverage } from './coverage.js';
-import { loadPeriodStates, nextPeriod, parsePeriod, periodLabel, periodOf, periodStatus, toDateString, type PeriodState } from './periods.js';
+import { nextPeriod, PeriodStateCache, parsePeriod, periodLabel, periodOf, periodStatus, toDateString, type PeriodState } from './periods.js';
 import { queryAccountUsage, resolveUsageQuery } from './usage.js';
 
 export interface QueryRouteDeps {
@@ -23,6 +23,7 @@ export interface QueryRouteDeps {
 
 export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps): void {
   registerCoverageRoutes(app, deps);
+  const periodStates = new PeriodStateCache(deps.ch, deps.redis, deps.redisKeys.periodsVersion);
   app.get<{ Params: { account: string }; Querystring: Record<string, string> }>(
     '/v1/accounts/:account/usage',
     { preHandler: deps.keys.require('billing') },
@@ -36,7 +37,7 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps):
       // Completeness is read before the totals: if it says true, every sample it vouches
       // for was already aggregated when the totals were read.
       const complete = await isComplete(deps.redis, deps.redisKeys, q.fromMs / 1000, q.toMs / 1000);
-      const states = await loadPeriodStates(deps.ch);
+      const states = await periodStates.get();
       const [rows, adjustments] = await Promise.all([
         queryAccountUsage(deps.ch, q),
         // Adjustments exist only once some period has started closing.

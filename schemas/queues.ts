@@ -66,6 +66,8 @@ export function redisKeys(prefix: string) {
     parkedSeq: `${prefix}:parked-seq`,
     /** The acceptance sequence the rollup folds (or is folding) through. */
     foldWatermark: `${prefix}:fold-watermark`,
+    /** Bumped after every change of a billing period's state: readers' caches reload. */
+    periodsVersion: `${prefix}:periods-version`,
     /** The acceptance sequence every aggregate is folded through. */
     foldedThrough: `${prefix}:folded-through`,
     /** HASH producer → highest batch sequence number it sent (X-Producer-Seq). */

@@ -88,6 +88,7 @@ export class PeriodCloser {
       const closeSeq = Number((await redis.get(keys.batchSeq)) ?? 0);
       state = { period, status: 'closing', close_seq: closeSeq, closed_at: null, export_sha256: '' };
       await writeState(ch, state);
+      await redis.incr(keys.periodsVersion);
       log.info({ period, closeSeq }, 'billing period closing: later samples become adjustments');
     }
     if (!this.marked.has(period)) {
@@ -104,6 +105,7 @@ export class PeriodCloser {
 
     const digest = await exportDigest(ch, period.slice(0, 7));
     await writeState(ch, { ...state, status: 'closed', closed_at: new Date((this.deps.now ?? Date.now)()).toISOString(), export_sha256: digest });
+    await redis.incr(keys.periodsVersion);
     this.marked.delete(period);
     log.info({ period, sha256: digest }, 'billing period closed');
     return true;

@@ -18,7 +18,7 @@ import { RollupDebounce } from './rollup-debounce.js';
 import { advanceFoldWatermark } from '../lib/fold-watermark.js';
 import { foldHour } from './rollup-fold.js';
 import type { RedisKeys } from '../schemas/queues.js';
-import { loadPeriodStates, rollupPeriodParams, UINT64_MAX, type PeriodState } from '../queries/periods.js';
+import { PeriodStateCache, rollupPeriodParams, UINT64_MAX, type PeriodState } from '../queries/periods.js';
 import {
   PRUNE_ANALYTICS_SQL,
   ROLLUP_ADJUSTMENTS_SQL,
@@ -90,8 +90,10 @@ export class RollupScheduler {
   private lastVersion = 0;
   // A failed round leaves its hours pending or dirty: the next round retries them.
   private readonly task: PeriodicTask;
+  private readonly periodStates: PeriodStateCache;
 
   constructor(private readonly deps: RollupDeps) {
+    this.periodStates = new PeriodStateCache(deps.ch, deps.redis, deps.keys.periodsVersion);
     this.task = new PeriodicTask('rollup round', deps.intervalMs, () => this.runOnce(), deps.log);
     this.recomputeDebounce = new RollupDebounce(deps.quietMs, deps.maxDelayMs);
     this.analyticsDebounce = new RollupDebounce(deps.quietMs, deps.maxDelayMs);
@@ -116,7 +118,7 @@ export class RollupScheduler {
 
   private async round(): Promise<number> {
     const { redis, keys, ch, log } = this.deps;
-    const ctx: RollupContext = { k: this.deps.k, analyticsAttributes: this.deps.analyticsAttributes, periods: await loadPeriodStates(ch) };
+    const ctx: RollupContext = { k: this.deps.k, analyticsAttributes: this.deps.analyticsAttributes, periods: await this.periodStates.get() };
     // Raw rows of an hour older than this may be partly deleted by their TTL already;
     // recomputing from them would shrink a bill. Ingest refuses samples that old, so such
     // an hour only gets rows if its batch waited half a day: it is reported, not recomputed.
