@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClickHouse, insertNdjson, queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { migrate } from '../schemas/migrate.js';
 import { encodeRawRow, RAW_INSERT_TARGET, RAW_ROW_FORMAT, type RawRow } from '../schemas/raw-row.js';
-import { foldHour } from '../workers/rollup-fold.js';
+import { earlierPositions, foldHour } from '../workers/rollup-fold.js';
 import { FOLD_USAGE_SQL } from '../workers/rollup-fold-sql.js';
 import { rollupHour } from '../workers/rollup.js';
 import { scratchDirs } from './support/temp.js';
@@ -115,8 +115,8 @@ describe('folding new batches into the aggregates', () => {
         if (watermark > folded && r() < 0.6) {
           // A round killed after writing usage but before stats: the next fold repeats it.
           if (r() < 0.2) {
-            const oldIds = (await queryRows<{ id: string }>(ch, 'SELECT DISTINCT id FROM billing.samples_raw WHERE batch_seq <= {f:UInt64}', { f: folded })).map((x) => x.id);
-            await ch.command({ query: FOLD_USAGE_SQL, query_params: { hour: HOUR_S, from: folded, through: watermark, oldIds, version: version++ } });
+            const earlier = await earlierPositions(ch, { hour: HOUR_S, from: folded, through: watermark });
+            await ch.command({ query: FOLD_USAGE_SQL, query_params: { hour: HOUR_S, from: folded, through: watermark, earlier, version: version++ } });
           }
           await foldHour(ch, HOUR_S, folded, watermark, version++);
           // Folding the same range again adds nothing.

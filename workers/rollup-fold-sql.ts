@@ -1,8 +1,10 @@
 /**
  * The SQL that folds newly written batches into an hour's aggregates without recomputing
  * the hour. Parameters: {hour}; {from} and {through}, the acceptance sequence range being
- * folded (rows with from < batch_seq <= through, "fresh"); {oldIds}, the ids of every
- * earlier row (batch_seq <= from) that shares an id or a natural key with a fresh row.
+ * folded (rows with from < batch_seq <= through, "fresh"); {earlier}, the positions
+ * (batch_seq, item) of every earlier row (batch_seq <= from) that carries the id of an
+ * earlier copy of a fresh row (same id or natural key): those copies, and the rows that
+ * decide whether each of them counted itself.
  *
  * Why this is exact: which copy of a sample counts depends only on the copies accepted
  * before it (billing.counted_samples). Rows up to {from} are already folded, and nothing
@@ -35,9 +37,20 @@ PREWHERE usage_hour = ${HOUR} AND batch_seq <= {from:UInt64}
 WHERE id IN (SELECT id FROM fresh) OR (${NATURAL_KEY}) IN (SELECT ${NATURAL_KEY} FROM fresh)`;
 
 /**
- * The fresh rows and every earlier row carrying one of {oldIds}: a fresh row's earlier
- * copies (by id or key) and, for each of those, the copies that decide whether it counted
- * itself (rows sharing its id). With the fresh rows' own ids this closes the set.
+ * Where the earlier rows carrying those ids are: the statements below then read them by
+ * primary key instead of scanning the hour again each.
+ */
+export const EARLIER_POSITIONS_SQL = `
+SELECT batch_seq, item
+FROM billing.samples_raw
+PREWHERE usage_hour = ${HOUR} AND batch_seq <= {from:UInt64}
+     AND id_hash IN (SELECT cityHash64(arrayJoin({ids:Array(String)})))
+WHERE id IN {ids:Array(String)}`;
+
+/**
+ * The fresh rows and the {earlier} rows: a fresh row's earlier copies (by id or key) and,
+ * for each of those, the copies that decide whether it counted itself (rows sharing its
+ * id). With the fresh rows' own ids this closes the set.
  */
 const UNIVERSE = `
 universe AS (
@@ -45,7 +58,8 @@ universe AS (
     WHERE usage_hour = ${HOUR} AND batch_seq > {from:UInt64} AND batch_seq <= {through:UInt64}
     UNION ALL
     SELECT * FROM billing.samples_raw
-    WHERE usage_hour = ${HOUR} AND batch_seq <= {from:UInt64} AND id IN {oldIds:Array(String)}
+    WHERE usage_hour = ${HOUR} AND batch_seq <= {from:UInt64}
+      AND (batch_seq, item) IN (SELECT p.1, p.2 FROM (SELECT arrayJoin({earlier:Array(Tuple(UInt64, UInt32))}) AS p))
 ),
 counted AS (
     -- billing.counted_samples' rule, over the universe.

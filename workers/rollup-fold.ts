@@ -1,17 +1,19 @@
 /**
  * Folds one hour's newly written rows (acceptance sequence from < seq <= through) into its
  * billing aggregates and ingest stats. The cost follows the new rows, plus one scan of two
- * 8-byte hashes over the hour to find their earlier copies; see rollup-fold-sql.ts for why
+ * 8-byte hashes over the hour to find their earlier copies (and one of one hash to find
+ * the rows sharing their ids); see rollup-fold-sql.ts for why
  * the result equals a whole-hour recomputation.
  */
+import { TupleParam } from '@clickhouse/client';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
-import { EARLIER_COPIES_SQL, FOLD_STATS_SQL, FOLD_USAGE_SQL } from './rollup-fold-sql.js';
+import { EARLIER_COPIES_SQL, EARLIER_POSITIONS_SQL, FOLD_STATS_SQL, FOLD_USAGE_SQL } from './rollup-fold-sql.js';
 
 export interface FoldResult {
   /** Rows in the range (copies included). */
   fresh: number;
   /** Earlier rows consulted to decide which copies count. */
-  earlierIds: number;
+  earlier: number;
 }
 
 export async function foldHour(ch: ClickHouseClient, hour: number, from: number, through: number, version: number): Promise<FoldResult> {
@@ -22,11 +24,20 @@ export async function foldHour(ch: ClickHouseClient, hour: number, from: number,
     range,
   )) as [{ n: string }];
   const fresh = Number(n);
-  if (fresh === 0) return { fresh, earlierIds: 0 };
-  // Nothing accepted up to `from` can share a key or id with the range: skip the scan.
-  const oldIds = from === 0 ? [] : (await queryRows<{ id: string }>(ch, EARLIER_COPIES_SQL, range)).map((r) => r.id);
-  const params = { ...range, oldIds, version };
+  if (fresh === 0) return { fresh, earlier: 0 };
+  const earlier = await earlierPositions(ch, range);
+  const params = { ...range, earlier, version };
   await ch.command({ query: FOLD_USAGE_SQL, query_params: params });
   await ch.command({ query: FOLD_STATS_SQL, query_params: params });
-  return { fresh, earlierIds: oldIds.length };
+  return { fresh, earlier: earlier.length };
+}
+
+/** (batch_seq, item) of the earlier rows the fold must consult (rollup-fold-sql.ts). */
+export async function earlierPositions(ch: ClickHouseClient, range: { hour: number; from: number; through: number }): Promise<TupleParam[]> {
+  // Nothing is accepted at or below sequence 0: no scan.
+  if (range.from === 0) return [];
+  const ids = (await queryRows<{ id: string }>(ch, EARLIER_COPIES_SQL, range)).map((r) => r.id);
+  if (ids.length === 0) return [];
+  const rows = await queryRows<{ batch_seq: string; item: number }>(ch, EARLIER_POSITIONS_SQL, { ...range, ids });
+  return rows.map((r) => new TupleParam([Number(r.batch_seq), Number(r.item)]));
 }
