@@ -24,6 +24,7 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
     redis,
     keys,
     maxInsertRows: config.MAX_INSERT_ROWS,
+    onInsert: () => metrics.rawInserts.inc(),
     onWritten: (rows, ms) => {
       metrics.batchesWritten.inc();
       metrics.rowsWritten.inc(rows);

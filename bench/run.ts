@@ -17,6 +17,10 @@ import { quietSettings } from './lib/quiet.js';
 import { analyse, markdown, type BenchResults } from './lib/report.js';
 import { deleteRedisKeys } from './lib/server.js';
 import { replaySpecForItems } from './lib/workload.js';
+import { configSchema } from '../schemas/config.js';
+
+/** The settings the product starts with when nothing is set (the bench sets none of these). */
+const productDefaults = configSchema.parse({});
 
 const HELP = `Usage: npm run bench -- [options]
 
@@ -134,7 +138,7 @@ const results: BenchResults = {
   notes: [
     `${machine.cores} cores shared by the product, the load generator, Redis and this orchestrator (and by anything else running: see othersBusyCores per stage in the JSON).`,
     `Before each timed round the bench waits (up to ${quietSettings.maxWaitMs / 1000} s) until other work on the machine uses ≤ ${quietSettings.thresholdCores} cores; what it found is in each round's machine.quiet.`,
-    'The product runs with its defaults (embedded chdb, WORKER_CONCURRENCY 4, ROLLUP_INTERVAL_MS 1000, MAX_QUEUED_BATCHES 1000, LOG_LEVEL info to a file); Redis is the shared one at REDIS_URL.',
+    `The product runs with its defaults (embedded chdb, WORKER_CONCURRENCY ${productDefaults.WORKER_CONCURRENCY}, MAX_INSERT_ROWS ${productDefaults.MAX_INSERT_ROWS}, ROLLUP_INTERVAL_MS ${productDefaults.ROLLUP_INTERVAL_MS}, MAX_QUEUED_BATCHES ${productDefaults.MAX_QUEUED_BATCHES}, LOG_LEVEL info to a file); Redis is the shared one at REDIS_URL.`,
   ],
   targets: [],
   bottlenecks: [],

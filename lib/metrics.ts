@@ -28,6 +28,7 @@ export function createMetrics() {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
+    rawInserts: new Counter({ name: 'um_raw_inserts_total', help: 'Inserts into billing.samples_raw (each carries one or more coalesced batches)', registers: [registry] }),
     rowsFolded: new Counter({ name: 'um_rows_folded_total', help: 'Raw rows folded into the aggregates', registers: [registry] }),
     foldLagBatches: new Gauge({ name: 'um_fold_lag_batches', help: 'Accepted batches not yet folded into the aggregates (by acceptance sequence)', registers: [registry] }),
     batchFailures: new Counter({ name: 'um_batch_failures_total', help: 'Batch job attempts that failed', labelNames: ['final'], registers: [registry] }),

@@ -77,7 +77,11 @@ async function writeBatches(deps: BatchWriterDeps, batches: BatchJob[]): Promise
   const results = (await pipeline.exec()) ?? [];
   const failed = results.find(([err]) => err);
   if (failed?.[0]) throw failed[0];
-  deps.onInsert?.(batches.length, batches.reduce((n, b) => n + b.rowCount, 0));
+  try {
+    deps.onInsert?.(batches.length, batches.reduce((n, b) => n + b.rowCount, 0));
+  } catch {
+    // metrics never break the path they observe
+  }
 }
 
 function groupByFormat(batches: BatchJob[]): Map<BatchJob['rowFormat'], BatchJob[]> {

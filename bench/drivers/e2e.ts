@@ -24,6 +24,10 @@ export interface E2eSummary {
   peakQueueWaiting: Spread;
   rollupShareOfWall: Spread;
   rollupHours: Spread;
+  foldRounds: Spread;
+  /** Mean time of a fold round, ms. */
+  foldRoundMs: Spread;
+  rowsPerInsert: Spread;
   batchWriteMsPerBatch: Spread;
   othersBusyCores: Spread;
   ingestLatencyAtMaxP99Ms: Spread;
@@ -63,8 +67,11 @@ export async function runE2e(o: { spec: WorkloadSpec; rounds: number; concurrenc
     backpressure503: f((r) => r.loadgen.backpressure503),
     redisPeakDeltaMB: f((r) => r.redis.peakUsedMemoryDeltaMB),
     peakQueueWaiting: f((r) => r.redis.peakQueueWaiting),
-    rollupShareOfWall: f((r) => (r.e2eSeconds ? r.product.rollupSeconds / r.e2eSeconds : null)),
+    rollupShareOfWall: f((r) => (r.e2eSeconds ? (r.product.rollupSeconds + r.product.foldSeconds) / r.e2eSeconds : null)),
     rollupHours: f((r) => r.product.rollupHours),
+    foldRounds: f((r) => r.product.foldRounds),
+    foldRoundMs: f((r) => (r.product.foldSeconds * 1000) / r.product.foldRounds),
+    rowsPerInsert: f((r) => r.product.rowsWritten / r.product.rawInserts),
     batchWriteMsPerBatch: f((r) => (r.product.batchWriteSeconds * 1000) / r.product.batchesWritten),
     othersBusyCores: f((r) => r.machine.othersBusyCores),
     ingestLatencyAtMaxP99Ms: f((r) => r.loadgen.latencyMs.p99),

@@ -35,6 +35,9 @@ export interface LatencySummary {
   serverPeakRssMB: Spread;
   serverAvgCoresBusy: Spread;
   othersBusyCores: Spread;
+  /** Mean time of a fold round (new batches added to the aggregates), ms, and whole-hour recomputations. */
+  foldRoundMs: Spread;
+  rollupHours: Spread;
   /** Rounds cut short, with why and the product's logged errors. */
   aborted: Array<{ round: string; reason: string; loggedErrors: RoundResult['server']['loggedErrors'] }>;
   rounds: RoundResult[];
@@ -83,6 +86,8 @@ export async function runLatency(o: { workload: Workload; steadyMinutes: number;
     serverPeakRssMB: f((r) => r.server.peakRssMB),
     serverAvgCoresBusy: f((r) => r.server.avgCoresBusy),
     othersBusyCores: f((r) => r.machine.othersBusyCores),
+    foldRoundMs: f((r) => (r.product.foldSeconds * 1000) / r.product.foldRounds),
+    rollupHours: f((r) => r.product.rollupHours),
     aborted: rounds.filter((r) => r.aborted).map((r) => ({ round: r.name, reason: r.aborted as string, loggedErrors: r.server.loggedErrors })),
     rounds,
   };

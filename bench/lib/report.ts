@@ -61,16 +61,14 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
   // Where the end-to-end time goes.
   let e2eWhy = 'not measured';
   if (e2e && eng) {
-    const amplification = e2e.rollupHours.median / Math.max(1, e2e.e2eHours);
     const rollupShare = e2e.rollupShareOfWall.median;
     const serverCores = e2e.serverAvgCoresBusy.median;
     const insertUs = eng.cpuUsPerRow.median;
-    const rollupUs = eng.rollupCpuUsPerRow?.median ?? Number.NaN;
     e2eWhy =
-      `ClickHouse work is serialized in the one chdb session (a 1-row query waited ${fmt(eng.serializationWaitMs.median)} ms behind a long one), ` +
-      `and the rollup held it ${fmt(rollupShare * 100)} % of the run: ${fmt(e2e.rollupHours.median)} hour recomputations for ${e2e.e2eHours} hours of data ` +
-      `(each hour re-read from raw ~${fmt(amplification, 1)}×, at ${fmt(rollupUs, 1)} CPU-µs/row per pass vs ${fmt(insertUs, 1)} to insert it). ` +
-      `Server: ${fmt(e2e.serverCpuUsPerSample.median, 1)} CPU-µs/sample on ${fmt(serverCores, 2)} cores busy (${parts(e2e.serverCpuUsPerSampleByPart)})`;
+      `${fmt(serverCores, 2)} of ${r.machine.cores} cores busy in the server at ${fmt(e2e.serverCpuUsPerSample.median, 1)} CPU-µs/sample ` +
+      `(${parts(e2e.serverCpuUsPerSampleByPart)}) against ${fmt(insertUs, 1)} for the engine alone to insert a row; ` +
+      `inserts averaged ${fmt(e2e.rowsPerInsert.median)} rows (coalesced batches); the rollup held the single chdb session ${fmt(rollupShare * 100)} % of the run ` +
+      `(${fmt(e2e.foldRounds.median)} fold rounds of ${fmt(e2e.foldRoundMs.median)} ms on average, ${fmt(e2e.rollupHours.median)} whole-hour recomputations)`;
     b.push(`Throughput: ${e2eWhy}.`);
     const cores = r.machine.cores;
     const budget = (cores * 1e6) / 100_000;
@@ -79,15 +77,15 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
     const others = e2e.othersBusyCores.median;
     b.push(
       `CPU budget: ${cores} cores at 100,000 samples/s leave ${fmt(budget, 0)} CPU-µs per sample for everything (the load generator took ${fmt(loadgen, 1)}); ` +
-        `the server used ${fmt(e2e.serverCpuUsPerSample.median, 1)}, the engine alone needs ${fmt(insertUs, 1)} to insert a row through the product's path ` +
-        `and ${fmt(rollupUs, 1)} per rollup pass over it. The machine was ${fmt(busy, 2)} of ${cores} cores busy, ${fmt(others, 2)} of them by other work` +
+        `the server used ${fmt(e2e.serverCpuUsPerSample.median, 1)}, the engine alone needs ${fmt(eng.cpuUsPerRow.median, 1)} to insert a row through the product's path ` +
+        `(and ${fmt(eng.rollupCpuUsPerRow?.median ?? Number.NaN, 1)} per pass of a whole-hour recomputation, now only for late batches). The machine was ${fmt(busy, 2)} of ${cores} cores busy, ${fmt(others, 2)} of them by other work` +
         (busy >= cores * 0.9 ? ': the run was CPU-bound.' : '.'),
     );
   }
   const anatomy = eng?.rounds.find((x) => x.rollup)?.rollup;
   if (anatomy) {
     b.push(
-      `Rollup anatomy (stage 1, ${fmt(anatomy.rowsPerHour)}-row hours, ${fmt(anatomy.hourMs.p50)} ms an hour): time by statement ` +
+      `Whole-hour recomputation anatomy (late batches and period close only; stage 1, ${fmt(anatomy.rowsPerHour)}-row hours, ${fmt(anatomy.hourMs.p50)} ms an hour): time by statement ` +
         Object.entries(anatomy.statementShare).sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k} ${fmt(v * 100)} %`).join(', ') +
         `; billing.counted_samples alone over the largest hour ${fmt(anatomy.countedSamplesViewMs)} ms, the same first-copy rule on key columns only ${fmt(anatomy.narrowDedupMs)} ms.`,
     );
@@ -96,14 +94,15 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
     b.push(
       `A production-sized hour (steady: ${fmt(pre.rows)} samples, ${steady.prefillMinutes} min at ${fmt(steady.offeredRatePerS)}/s): billing.counted_samples alone took ` +
         `${fmt(pre.countedSamplesView.ms / 1000, 1)} s and +${fmt(pre.countedSamplesView.peakExtraMB)} MB; the same first-copy rule on the key columns only ` +
-        `${fmt(pre.narrowDedup.ms / 1000, 1)} s and +${fmt(pre.narrowDedup.peakExtraMB)} MB. Every rollup pass reads the view (several times), and the hour is ` +
-        `recomputed whole each time a batch lands in it: freshness p50 ${fmt(steady.freshnessP50Ms.median / 1000, 1)} s, usage API p99 ${fmt(steady.usageApiP99Ms.median)} ms, ` +
+        `${fmt(pre.narrowDedup.ms / 1000, 1)} s and +${fmt(pre.narrowDedup.peakExtraMB)} MB: what recomputing that hour whole would cost each time. ` +
+        `Folding instead reads only the new rows and two 8-byte hashes of the hour: fold rounds took ${fmt(steady.foldRoundMs.median)} ms on average ` +
+        `(${fmt(steady.rollupHours.median)} whole-hour recomputations); freshness p50 ${fmt(steady.freshnessP50Ms.median / 1000, 1)} s, usage API p99 ${fmt(steady.usageApiP99Ms.median)} ms, ` +
         `product peak RSS ${fmt(steady.serverPeakRssMB.max)} MB.`,
     );
   }
   if (eng && r.engineSmall && has(r.engineSmall.rowsPerS)) {
     b.push(
-      `Insert size: the worker inserts each 1,000-sample HTTP batch on its own; the same rows in ${fmt(r.engineSmall.rowsPerInsert)}-row inserts ran at ` +
+      `Insert size (why the worker coalesces its jobs' batches: ${e2e ? `${fmt(e2e.rowsPerInsert.median)} rows per insert in stage 2` : 'see stage 2'}): the same rows in ${fmt(r.engineSmall.rowsPerInsert)}-row inserts ran at ` +
         `${fmt(r.engineSmall.rowsPerS.median)} rows/s (${fmt(r.engineSmall.cpuUsPerRow.median, 1)} CPU-µs/row, merges ${fmt(r.engineSmall.cpuUsPerRowByThread['ClickHouse background merges'] ?? Number.NaN, 1)}) ` +
         `vs ${fmt(eng.rowsPerS.median)} rows/s (${fmt(eng.cpuUsPerRow.median, 1)}, merges ${fmt(eng.cpuUsPerRowByThread['ClickHouse background merges'] ?? Number.NaN, 1)}) in ${fmt(eng.rowsPerInsert)}-row inserts.`,
     );
@@ -167,9 +166,8 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
           l.aborted.map((a) => `; ${a.round} ABORTED: ${a.reason}; the product logged ${a.loggedErrors.map((e) => `${e.count}× "${e.message}"`).join(', ') || 'nothing'}`).join(''),
         status: verdict(l.freshnessP99Ms.median <= 2000 && l.freshnessNotVisible.median === 0),
         bottleneck: l.freshnessP99Ms.median <= 2000 ? '' :
-          `a sample is visible only after the rollup recomputes its whole hour from raw` +
-          (eng?.rollupHourMsP50 ? ` (rollupHour: ${fmt(eng.rollupHourMsP50.median)} ms for a ${fmt(eng.rounds[0]?.rollup?.rowsPerHour ?? Number.NaN)}-row hour in stage 1)` : '') +
-          `, behind every other dirty hour and every insert in the single chdb session; ` +
+          `a sample is visible once its batch is written and the next rollup round (every ROLLUP_INTERVAL_MS) folds it in: fold rounds took ` +
+          `${fmt(l.foldRoundMs.median)} ms on average, ${fmt(l.rollupHours.median)} whole-hour recomputations; all of it queues with inserts and reads in the single chdb session; ` +
           `usage API p99 under this load ${fmt(l.usageApiP99Ms.median)} ms`,
       });
     }
@@ -209,8 +207,7 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
         [live, steady, replay].filter((x): x is LatencySummary => !!x).map((x) => `; ${fmt(x.serverPeakRssMB.max)} MB [${label(x)}]`).join(''),
       status: verdict(peak <= 1536),
       bottleneck: peak <= 1536 ? '' :
-        `memory is not bounded by back-pressure: it grows with the size of the hour the rollup recomputes` +
-        (pre ? ` (billing.counted_samples over a ${fmt(pre.rows)}-sample hour alone: +${fmt(pre.countedSamplesView.peakExtraMB)} MB)` : ''),
+        `peak ${fmt(peak)} MB` + (pre ? ` (for comparison, billing.counted_samples over the steady round's ${fmt(pre.rows)}-sample hour alone takes +${fmt(pre.countedSamplesView.peakExtraMB)} MB: a whole-hour recomputation)` : ''),
     });
   }
   return { targets: t, bottlenecks: b };

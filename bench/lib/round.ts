@@ -87,9 +87,15 @@ export interface ProductMetrics {
   rowsWritten: number;
   /** Time inside the batch writer (insert + Redis), summed over jobs: jobs overlap. */
   batchWriteSeconds: number;
-  /** Hour recomputations and the time they took (one at a time). */
+  /** Whole-hour recomputations and the time they took (one at a time). */
   rollupHours: number;
   rollupSeconds: number;
+  /** Fold rounds (new batches added to the aggregates), their time and rows. */
+  foldRounds: number;
+  foldSeconds: number;
+  rowsFolded: number;
+  /** Inserts into the raw table (coalesced batches). */
+  rawInserts: number;
 }
 
 async function scrapeMetrics(url: string): Promise<ProductMetrics> {
@@ -101,6 +107,10 @@ async function scrapeMetrics(url: string): Promise<ProductMetrics> {
     batchWriteSeconds: v('um_batch_write_seconds_sum'),
     rollupHours: v('um_rollup_hour_seconds_count'),
     rollupSeconds: v('um_rollup_hour_seconds_sum'),
+    foldRounds: v('um_rollup_fold_seconds_count'),
+    foldSeconds: v('um_rollup_fold_seconds_sum'),
+    rowsFolded: v('um_rows_folded_total'),
+    rawInserts: v('um_raw_inserts_total'),
   };
 }
 
