@@ -21,7 +21,7 @@ export async function claimSequence(redis: Redis, keys: RedisKeys, batchId: stri
 
 /** Queues the removal on a MULTI, so it commits with whatever marks the batch written. */
 export function releaseInTx(tx: ChainableCommander, keys: RedisKeys, batchId: string): ChainableCommander {
-  return tx.zrem(keys.inflight, batchId).zrem(keys.inflightSeq, batchId);
+  return tx.zrem(keys.inflight, batchId).zrem(keys.inflightSeq, batchId).zrem(keys.parkedSeq, batchId);
 }
 
 export async function release(redis: Redis, keys: RedisKeys, batchId: string): Promise<number> {

@@ -10,7 +10,8 @@
  *   2. scrub the batch queue: rewrite every waiting, delayed, failed or completed job that
  *      holds the account's rows without them, and wait for active jobs to finish;
  *   3. delete its rows from every billing table as mutations that rewrite the parts
- *      (mutations_sync = 2): physically gone, not masked;
+ *      (mutations_sync = 2): physically gone, not masked; under the rollup's lock, so no
+ *      rollup round that read them can write aggregates of them back;
  *   4. check that no row is left (a job that was already active in step 2 may have
  *      written after step 3 began) and repeat 2–3 if one is;
  *   5. unmark the account. It can be billed again from zero: new batches get new
@@ -23,6 +24,8 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ERASING_CHECK_MS } from '../ingest/accept.js';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
+import { release } from '../lib/inflight.js';
+import { withLock } from '../lib/locks.js';
 import { batchJobSchema, type BatchJob, type ErasureJob, type RedisKeys } from '../schemas/queues.js';
 import { decodeRawRow, RAW_ROW_FORMAT, type RawRow } from '../schemas/raw-row.js';
 
@@ -78,15 +81,22 @@ export function createErasureProcessor(deps: ErasureDeps) {
     try {
       do {
         passes++;
-        const scrubbed = await scrubQueue(deps.batchQueue, account);
+        const { scrubbed, removed } = await scrubQueue(deps.batchQueue, account);
+        // A removed job will never be written: its in-flight mark must not hold back
+        // `complete` or the rollup's fold watermark until the reconciler notices.
+        for (const batchId of removed) await release(deps.redis, deps.keys, batchId);
         await waitForActiveJobs(deps.batchQueue, account);
-        for (const table of ACCOUNT_TABLES) {
-          await deps.ch.command({
-            query: `ALTER TABLE ${table} DELETE WHERE account_id = {account:String}`,
-            query_params: { account },
-            clickhouse_settings: { mutations_sync: '2' },
-          });
-        }
+        // Under the rollup's lock: a round that read the account's rows before the delete
+        // could otherwise write its aggregates back after it.
+        await underRollupLock(deps, async () => {
+          for (const table of ACCOUNT_TABLES) {
+            await deps.ch.command({
+              query: `ALTER TABLE ${table} DELETE WHERE account_id = {account:String}`,
+              query_params: { account },
+              clickhouse_settings: { mutations_sync: '2' },
+            });
+          }
+        });
         deps.log.info({ requestId, pass: passes, jobsScrubbed: scrubbed }, 'erasure pass done');
       } while ((await remainingRows(deps.ch, account)) > 0 && passes < MAX_PASSES);
       if ((await remainingRows(deps.ch, account)) > 0) throw new Error(`rows of the account remain after ${MAX_PASSES} passes`);
@@ -109,9 +119,18 @@ async function remainingRows(ch: ClickHouseClient, account: string): Promise<num
   return Number(rows[0]?.n ?? 0);
 }
 
-/** Rewrites every not-active batch job that holds the account's rows. Returns how many. */
-async function scrubQueue(queue: Queue<BatchJob>, account: string): Promise<number> {
+async function underRollupLock(deps: ErasureDeps, task: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + ACTIVE_WAIT_MS;
+  while (!(await withLock(deps.redis, deps.keys.rollupLock, task))) {
+    if (Date.now() > deadline) throw new Error('the rollup held its lock too long; retrying');
+    await sleep(50);
+  }
+}
+
+/** Rewrites every not-active batch job that holds the account's rows. Returns how many, and the removed ones. */
+async function scrubQueue(queue: Queue<BatchJob>, account: string): Promise<{ scrubbed: number; removed: string[] }> {
   let scrubbed = 0;
+  const removed: string[] = [];
   const states = ['waiting', 'delayed', 'prioritized', 'failed', 'completed', 'waiting-children'] as const;
   for (let start = 0; ; start += 500) {
     const jobs = await queue.getJobs([...states], start, start + 499);
@@ -120,12 +139,15 @@ async function scrubQueue(queue: Queue<BatchJob>, account: string): Promise<numb
       if (!job?.data?.accounts?.includes(account)) continue;
       const kept = withoutAccount(job.data, account);
       if (kept) await job.updateData(kept);
-      else await job.remove();
+      else {
+        await job.remove();
+        removed.push(job.data.batchId);
+      }
       scrubbed++;
     }
     if (jobs.length < 500) break;
   }
-  return scrubbed;
+  return { scrubbed, removed };
 }
 
 /** The job without the account's rows, or undefined when nothing else is left. */
