@@ -1,17 +1,21 @@
 /**
- * The SQL that folds newly written batches into an hour's aggregates without recomputing
- * the hour. Parameters: {hour}; {from} and {through}, the acceptance sequence range being
- * folded (rows with from < batch_seq <= through, "fresh"); {earlier}, the positions
- * (batch_seq, item) of every earlier row (batch_seq <= from) that carries the id of an
- * earlier copy of a fresh row (same id or natural key): those copies, and the rows that
- * decide whether each of them counted itself.
+ * The SQL that folds newly written batches into the aggregates of their hours without
+ * recomputing the hours. Parameters: {hours}, the hours being folded; {from} and
+ * {through}, the acceptance sequence range being folded (rows with from < batch_seq <=
+ * through, "fresh"); {earlier}, the positions (batch_seq, item) of every earlier row
+ * (batch_seq <= from) in those hours that carries the id of an earlier copy of a fresh row
+ * (same id or natural key): those copies, and the rows that decide whether each of them
+ * counted itself.
  *
  * Why this is exact: which copy of a sample counts depends only on the copies accepted
- * before it (billing.counted_samples). Rows up to {from} are already folded, and nothing
- * accepted before {from} can arrive later (the rollup only folds up to a sequence no
- * unwritten batch is below; a batch written late is sent to the whole-hour path instead).
- * So the counted rows among the fresh ones are found by running the same first-copy rule
- * over the fresh rows plus those earlier copies, and the aggregates only ever add.
+ * before it in its hour (billing.counted_samples). Rows up to {from} are already folded,
+ * and nothing accepted before {from} can arrive later (the rollup only folds up to a
+ * sequence no unwritten batch is below; a batch written late is sent to the whole-hour
+ * path instead). So the counted rows among the fresh ones are found by running the same
+ * first-copy rule over the fresh rows plus those earlier rows, and the aggregates only
+ * ever add. Every earlier row sharing an id with an included one is included too, so each
+ * included row's own status is exact, and an earlier copy that could make a fresh row a
+ * duplicate is always among them.
  *
  * Every aggregate row records the sequence it counts through (through_seq), and a fresh row
  * is only added to a row whose through_seq is below it: folding the same range twice, after
@@ -19,51 +23,51 @@
  */
 import { FIRST, NATURAL_KEY, PAYLOAD } from './rollup-sql.js';
 
-const HOUR = `{hour:DateTime('UTC')}`;
+const HOURS = `{hours:Array(DateTime('UTC'))}`;
+const FRESH = `usage_hour IN ${HOURS} AND batch_seq > {from:UInt64} AND batch_seq <= {through:UInt64}`;
+const EARLIER = `usage_hour IN ${HOURS} AND batch_seq <= {from:UInt64}`;
+
+/** Hours of the range that have fresh rows, and how many. */
+export const FRESH_HOURS_SQL = `
+SELECT toUnixTimestamp(usage_hour) AS hour, count() AS rows
+FROM billing.samples_raw
+WHERE ${FRESH}
+GROUP BY hour`;
 
 /**
  * Ids of earlier rows that could be earlier copies of fresh rows. The hashes narrow the
- * scan to 16 bytes a row of the hour; the exact comparison removes hash collisions.
+ * scan to 16 bytes a row of the hours; the exact comparison removes hash collisions.
  */
 export const EARLIER_COPIES_SQL = `
 WITH fresh AS (
-    SELECT id, ${NATURAL_KEY}, id_hash, key_hash FROM billing.samples_raw
-    WHERE usage_hour = ${HOUR} AND batch_seq > {from:UInt64} AND batch_seq <= {through:UInt64}
+    SELECT usage_hour, id, ${NATURAL_KEY}, id_hash, key_hash FROM billing.samples_raw WHERE ${FRESH}
 )
 SELECT DISTINCT id
 FROM billing.samples_raw
-PREWHERE usage_hour = ${HOUR} AND batch_seq <= {from:UInt64}
-     AND (id_hash IN (SELECT id_hash FROM fresh) OR key_hash IN (SELECT key_hash FROM fresh))
-WHERE id IN (SELECT id FROM fresh) OR (${NATURAL_KEY}) IN (SELECT ${NATURAL_KEY} FROM fresh)`;
+PREWHERE ${EARLIER} AND (id_hash IN (SELECT id_hash FROM fresh) OR key_hash IN (SELECT key_hash FROM fresh))
+WHERE (usage_hour, id) IN (SELECT usage_hour, id FROM fresh) OR (${NATURAL_KEY}) IN (SELECT ${NATURAL_KEY} FROM fresh)`;
 
 /**
  * Where the earlier rows carrying those ids are: the statements below then read them by
- * primary key instead of scanning the hour again each.
+ * primary key instead of scanning the hours again each.
  */
 export const EARLIER_POSITIONS_SQL = `
 SELECT batch_seq, item
 FROM billing.samples_raw
-PREWHERE usage_hour = ${HOUR} AND batch_seq <= {from:UInt64}
-     AND id_hash IN (SELECT cityHash64(arrayJoin({ids:Array(String)})))
+PREWHERE ${EARLIER} AND id_hash IN (SELECT cityHash64(arrayJoin({ids:Array(String)})))
 WHERE id IN {ids:Array(String)}`;
 
-/**
- * The fresh rows and the {earlier} rows: a fresh row's earlier copies (by id or key) and,
- * for each of those, the copies that decide whether it counted itself (rows sharing its
- * id). With the fresh rows' own ids this closes the set.
- */
+/** The fresh rows and the {earlier} rows, and billing.counted_samples' rule over them. */
 const UNIVERSE = `
 universe AS (
-    SELECT * FROM billing.samples_raw
-    WHERE usage_hour = ${HOUR} AND batch_seq > {from:UInt64} AND batch_seq <= {through:UInt64}
+    SELECT * FROM billing.samples_raw WHERE ${FRESH}
     UNION ALL
     SELECT * FROM billing.samples_raw
-    WHERE usage_hour = ${HOUR} AND batch_seq <= {from:UInt64}
+    WHERE ${EARLIER}
       AND (batch_seq, item) IN (SELECT p.1, p.2 FROM (SELECT arrayJoin({earlier:Array(Tuple(UInt64, UInt32))}) AS p))
 ),
 counted AS (
-    -- billing.counted_samples' rule, over the universe.
-    SELECT * FROM (SELECT * FROM universe ORDER BY ${FIRST} LIMIT 1 BY id)
+    SELECT * FROM (SELECT * FROM universe ORDER BY ${FIRST} LIMIT 1 BY usage_hour, id)
     ORDER BY ${FIRST}
     LIMIT 1 BY ${NATURAL_KEY}
 )`;
@@ -73,14 +77,14 @@ INSERT INTO billing.usage_hourly
     (account_id, hour, metric, resource_id, resource_type, region, instance_type, zone, base_total, samples, covered_s, first_start, last_end, through_seq, version)
 WITH ${UNIVERSE},
 current AS (
-    SELECT account_id, metric, resource_id, resource_type, region, instance_type, zone,
+    -- The hours' aggregate rows (the minmax index on hour skips the others).
+    SELECT hour, account_id, metric, resource_id, resource_type, region, instance_type, zone,
            base_total, samples, covered_s, first_start, last_end, through_seq
     FROM billing.usage_hourly FINAL
-    WHERE hour = ${HOUR}
-      AND (account_id, metric, resource_id) IN (SELECT account_id, metric, resource_id FROM counted WHERE batch_seq > {from:UInt64})
+    WHERE hour IN ${HOURS}
 ),
 delta AS (
-    SELECT f.account_id AS d_account, f.metric AS d_metric, f.resource_id AS d_resource,
+    SELECT f.usage_hour AS d_hour, f.account_id AS d_account, f.metric AS d_metric, f.resource_id AS d_resource,
            argMin(f.resource_type, (f.batch_seq, f.item)) AS d_resource_type,
            argMin(f.region, (f.batch_seq, f.item)) AS d_region,
            argMin(f.attributes['instance_type'], (f.batch_seq, f.item)) AS d_instance_type,
@@ -89,12 +93,13 @@ delta AS (
            count() AS d_samples, sum(f.interval_s) AS d_covered,
            min(f.ts - toIntervalSecond(f.interval_s)) AS d_first_start, max(f.ts) AS d_last_end
     FROM counted AS f
-    LEFT JOIN current AS c ON c.account_id = f.account_id AND c.metric = f.metric AND c.resource_id = f.resource_id
+    LEFT JOIN current AS c
+        ON c.hour = f.usage_hour AND c.account_id = f.account_id AND c.metric = f.metric AND c.resource_id = f.resource_id
     -- Only rows the aggregate does not hold yet (c.through_seq is 0 for a new row).
     WHERE f.batch_seq > {from:UInt64} AND f.batch_seq > c.through_seq
-    GROUP BY d_account, d_metric, d_resource
+    GROUP BY d_hour, d_account, d_metric, d_resource
 )
-SELECT d.d_account, ${HOUR}, d.d_metric, d.d_resource,
+SELECT d.d_account, d.d_hour, d.d_metric, d.d_resource,
        -- Attributes come from the first counted sample: an existing row's are older.
        if(c.samples > 0, c.resource_type, d.d_resource_type),
        if(c.samples > 0, c.region, d.d_region),
@@ -105,39 +110,63 @@ SELECT d.d_account, ${HOUR}, d.d_metric, d.d_resource,
        if(c.samples > 0, greatest(c.last_end, d.d_last_end), d.d_last_end),
        {through:UInt64}, {version:UInt64}
 FROM delta AS d
-LEFT JOIN current AS c ON c.account_id = d.d_account AND c.metric = d.d_metric AND c.resource_id = d.d_resource
+LEFT JOIN current AS c
+    ON c.hour = d.d_hour AND c.account_id = d.d_account AND c.metric = d.d_metric AND c.resource_id = d.d_resource
 SETTINGS join_use_nulls = 0`;
 
 /**
- * Ingest stats of the hour, folded the same way. A conflict is a natural key whose copies
+ * Ingest stats of the hours, folded the same way. A conflict is a natural key whose copies
  * disagree on the payload, or an id reused for different keys; the universe holds every
  * copy of each fresh row's key and id, so "was it already a conflict" is known exactly.
+ * `held`: rows up to this sequence are already in the hour's stats row.
  */
 export const FOLD_STATS_SQL = `
 INSERT INTO billing.ingest_stats_hourly (hour, received, counted, conflicts, through_seq, version)
 WITH ${UNIVERSE},
 current AS (
-    SELECT received, counted, conflicts, through_seq FROM billing.ingest_stats_hourly FINAL WHERE hour = ${HOUR}
+    SELECT hour, received, counted, conflicts, through_seq FROM billing.ingest_stats_hourly FINAL WHERE hour IN ${HOURS}
 ),
--- What the stats row already holds: rows up to here are in it.
-greatest({from:UInt64}, ifNull((SELECT max(through_seq) FROM current), 0)) AS held,
+holds AS (
+    SELECT h.hour AS held_hour, greatest({from:UInt64}, c.through_seq) AS held
+    FROM (SELECT arrayJoin(${HOURS}) AS hour) AS h
+    LEFT JOIN current AS c ON c.hour = h.hour
+),
+tagged AS (
+    SELECT u.*, holds.held AS held FROM universe AS u INNER JOIN holds ON holds.held_hour = u.usage_hour
+),
+received AS (
+    SELECT usage_hour AS r_hour, uniqExactIf((batch_seq, item), batch_seq > held) AS r_received
+    FROM tagged GROUP BY r_hour HAVING max(batch_seq > held) = 1
+),
+newly_counted AS (
+    SELECT c.usage_hour AS n_hour, countIf(c.batch_seq > holds.held) AS n_counted
+    FROM counted AS c INNER JOIN holds ON holds.held_hour = c.usage_hour
+    GROUP BY n_hour
+),
 key_conflicts AS (
-    SELECT toInt64(uniqExact(${PAYLOAD}) > 1) - toInt64(uniqExactIf((${PAYLOAD}), batch_seq <= held) > 1) AS d
-    FROM universe
-    GROUP BY ${NATURAL_KEY}
-    HAVING max(batch_seq) > held
+    SELECT k_hour, sum(d) AS k_delta FROM (
+        SELECT usage_hour AS k_hour,
+               toInt64(uniqExact(${PAYLOAD}) > 1) - toInt64(uniqExactIf((${PAYLOAD}), batch_seq <= held) > 1) AS d
+        FROM tagged
+        GROUP BY usage_hour, ${NATURAL_KEY}
+        HAVING max(batch_seq > held) = 1)
+    GROUP BY k_hour
 ),
 id_conflicts AS (
-    SELECT toInt64(uniqExact(${NATURAL_KEY}) > 1) - toInt64(uniqExactIf((${NATURAL_KEY}), batch_seq <= held) > 1) AS d
-    FROM universe
-    GROUP BY id
-    HAVING max(batch_seq) > held
+    SELECT i_hour, sum(d) AS i_delta FROM (
+        SELECT usage_hour AS i_hour,
+               toInt64(uniqExact(${NATURAL_KEY}) > 1) - toInt64(uniqExactIf((${NATURAL_KEY}), batch_seq <= held) > 1) AS d
+        FROM tagged
+        GROUP BY usage_hour, id
+        HAVING max(batch_seq > held) = 1)
+    GROUP BY i_hour
 )
-SELECT ${HOUR},
-       ifNull((SELECT max(received) FROM current), 0) + (SELECT uniqExact(batch_seq, item) FROM universe WHERE batch_seq > held),
-       ifNull((SELECT max(counted) FROM current), 0) + (SELECT count() FROM counted WHERE batch_seq > held),
-       toUInt64(toInt64(ifNull((SELECT max(conflicts) FROM current), 0))
-                + (SELECT sum(d) FROM key_conflicts) + (SELECT sum(d) FROM id_conflicts)),
+SELECT r.r_hour, c.received + r.r_received, c.counted + n.n_counted,
+       toUInt64(toInt64(c.conflicts) + k.k_delta + i.i_delta),
        {through:UInt64}, {version:UInt64}
-FROM system.one
-WHERE (SELECT count() FROM universe WHERE batch_seq > held) > 0`;
+FROM received AS r
+LEFT JOIN current AS c ON c.hour = r.r_hour
+LEFT JOIN newly_counted AS n ON n.n_hour = r.r_hour
+LEFT JOIN key_conflicts AS k ON k.k_hour = r.r_hour
+LEFT JOIN id_conflicts AS i ON i.i_hour = r.r_hour
+SETTINGS join_use_nulls = 0`;

@@ -16,7 +16,7 @@ import { withLock } from '../lib/locks.js';
 import { PeriodicTask } from '../lib/periodic.js';
 import { RollupDebounce } from './rollup-debounce.js';
 import { advanceFoldWatermark } from '../lib/fold-watermark.js';
-import { foldHour } from './rollup-fold.js';
+import { foldHours } from './rollup-fold.js';
 import type { RedisKeys } from '../schemas/queues.js';
 import { PeriodStateCache, rollupPeriodParams, UINT64_MAX, type PeriodState } from '../queries/periods.js';
 import {
@@ -180,19 +180,15 @@ export class RollupScheduler {
     let done = 0;
     if (through > from || recorded === null) {
       const started = performance.now();
-      let rows = 0;
       const toRecompute: number[] = [];
-      const folded: number[] = [];
+      const foldable: number[] = [];
       for (const hour of pending) {
         if (hour < frozenBefore) await frozen(hour, 'fold');
         // Without a record of what was folded, only a whole recomputation is safe.
         else if (recorded === null || rollupPeriodParams(ctx.periods, hour).onTimeSeq !== UINT64_MAX) toRecompute.push(hour);
-        else {
-          const { fresh } = await foldHour(ch, hour, from, through, this.nextVersion());
-          if (fresh > 0) folded.push(hour);
-          rows += fresh;
-        }
+        else foldable.push(hour);
       }
+      const { hours: folded, rows } = await foldHours(ch, { hours: foldable, from, through }, this.nextVersion());
       const tx = redis.multi();
       for (const hour of toRecompute) tx.hincrby(keys.dirtyHours, String(hour), 1);
       for (const hour of folded) tx.hincrby(keys.analyticsHours, String(hour), 1);
