@@ -24,7 +24,10 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
     redis,
     keys,
     maxInsertRows: config.MAX_INSERT_ROWS,
-    onInsert: () => metrics.rawInserts.inc(),
+    onInsert: () => {
+      metrics.rawInserts.inc();
+      rollup.kick();
+    },
     onWritten: (rows, ms) => {
       metrics.batchesWritten.inc();
       metrics.rowsWritten.inc(rows);
@@ -61,6 +64,7 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
     k: config.K_ANONYMITY,
     analyticsAttributes: config.ANALYTICS_ATTRIBUTES,
     intervalMs: config.ROLLUP_INTERVAL_MS,
+    minGapMs: config.ROLLUP_MIN_GAP_MS,
     rawRetentionDays: config.RAW_RETENTION_DAYS,
     quietMs: config.ROLLUP_QUIET_MS,
     maxDelayMs: config.ROLLUP_MAX_DELAY_MS,

@@ -74,7 +74,10 @@ export const configSchema = z.object({
   WORKER_CONCURRENCY: int(1, 256).default(16),
   /** Rows per coalesced insert at most (10k–20k is the engine's sweet spot; more only costs memory). */
   MAX_INSERT_ROWS: int(1000, 1_000_000).default(20_000),
+  /** The rollup runs a round at least this often… */
   ROLLUP_INTERVAL_MS: int(50, 3_600_000).default(500),
+  /** …and this long after the previous round when a batch was written meanwhile (a sample's visibility delay). */
+  ROLLUP_MIN_GAP_MS: int(0, 3_600_000).default(100),
   /** Whole-hour work (recomputation, analytics) waits until its hour is quiet this long, or ROLLUP_MAX_DELAY_MS. */
   ROLLUP_QUIET_MS: int(0, 3_600_000).default(1000),
   ROLLUP_MAX_DELAY_MS: int(0, 3_600_000).default(5000),

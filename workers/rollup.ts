@@ -36,8 +36,11 @@ export interface RollupDeps {
   k: number;
   /** The analytics allow-list: which attributes may become cohort labels. */
   analyticsAttributes: readonly string[];
+  /** Rounds run at least this often… */
   intervalMs: number;
-  /** RAW_RETENTION_DAYS: hours near the TTL are never recomputed (see runOnce). */
+  /** …and, when kicked (a batch was written), as soon as this long after the previous one. */
+  minGapMs?: number;
+  /** RAW_RETENTION_DAYS: hours near the TTL are never recomputed (see round). */
   rawRetentionDays: number;
   /** Debounce of whole-hour work: an hour still receiving data waits until it is quiet this long… */
   quietMs: number;
@@ -94,13 +97,18 @@ export class RollupScheduler {
 
   constructor(private readonly deps: RollupDeps) {
     this.periodStates = new PeriodStateCache(deps.ch, deps.redis, deps.keys.periodsVersion);
-    this.task = new PeriodicTask('rollup round', deps.intervalMs, () => this.runOnce(), deps.log);
+    this.task = new PeriodicTask('rollup round', deps.intervalMs, () => this.runOnce(), deps.log, deps.minGapMs);
     this.recomputeDebounce = new RollupDebounce(deps.quietMs, deps.maxDelayMs);
     this.analyticsDebounce = new RollupDebounce(deps.quietMs, deps.maxDelayMs);
   }
 
   start(): void {
     this.task.start();
+  }
+
+  /** New rows were written: fold them in soon, not at the next tick. */
+  kick(): void {
+    this.task.kick();
   }
 
   /** Finishes the round in progress (its hours stay consistent) and stops. */
