@@ -35,23 +35,22 @@ WHERE ${FRESH}
 GROUP BY hour`;
 
 /**
- * Ids of earlier rows that could be earlier copies of fresh rows. The hashes narrow the
- * scan to 16 bytes a row of the hours; the exact comparison removes hash collisions.
+ * Earlier rows that are earlier copies of fresh rows, found by scanning two 8-byte hashes
+ * of the hours (16 bytes a row); the exact comparison removes hash collisions. Every
+ * earlier row sharing an id with a fresh row is among them (`by_id`), so the closure only
+ * needs another scan for the ids of rows found by their natural key alone.
  */
 export const EARLIER_COPIES_SQL = `
 WITH fresh AS (
     SELECT usage_hour, id, ${NATURAL_KEY}, id_hash, key_hash FROM billing.samples_raw WHERE ${FRESH}
 )
-SELECT DISTINCT id
+SELECT batch_seq, item, id, (usage_hour, id) IN (SELECT usage_hour, id FROM fresh) AS by_id
 FROM billing.samples_raw
 PREWHERE ${EARLIER} AND (id_hash IN (SELECT id_hash FROM fresh) OR key_hash IN (SELECT key_hash FROM fresh))
-WHERE (usage_hour, id) IN (SELECT usage_hour, id FROM fresh) OR (${NATURAL_KEY}) IN (SELECT ${NATURAL_KEY} FROM fresh)`;
+WHERE by_id OR (${NATURAL_KEY}) IN (SELECT ${NATURAL_KEY} FROM fresh)`;
 
-/**
- * Where the earlier rows carrying those ids are: the statements below then read them by
- * primary key instead of scanning the hours again each.
- */
-export const EARLIER_POSITIONS_SQL = `
+/** Earlier rows carrying {ids}: the rows that decide whether a key-only copy counted itself. */
+export const EARLIER_BY_ID_SQL = `
 SELECT batch_seq, item
 FROM billing.samples_raw
 PREWHERE ${EARLIER} AND id_hash IN (SELECT cityHash64(arrayJoin({ids:Array(String)})))

@@ -2,12 +2,12 @@
  * Folds the rows written since the last round (acceptance sequence from < seq <= through)
  * into their hours' billing aggregates and ingest stats, all hours in one statement per
  * table. The cost follows the new rows, plus one scan of two 8-byte hashes over the hours
- * to find their earlier copies (and one of one hash to find the rows sharing their ids);
+ * to find their earlier copies (and, rarely, one of one hash for the closure);
  * see rollup-fold-sql.ts for why the result equals a whole-hour recomputation.
  */
 import { TupleParam } from '@clickhouse/client';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
-import { EARLIER_COPIES_SQL, EARLIER_POSITIONS_SQL, FOLD_STATS_SQL, FOLD_USAGE_SQL, FRESH_HOURS_SQL } from './rollup-fold-sql.js';
+import { EARLIER_BY_ID_SQL, EARLIER_COPIES_SQL, FOLD_STATS_SQL, FOLD_USAGE_SQL, FRESH_HOURS_SQL } from './rollup-fold-sql.js';
 
 export type FoldRange = {
   /** Usage hours, epoch seconds. */
@@ -42,8 +42,13 @@ export async function foldHours(ch: ClickHouseClient, range: FoldRange, version:
 export async function earlierPositions(ch: ClickHouseClient, range: FoldRange): Promise<TupleParam[]> {
   // Nothing is accepted at or below sequence 0: no scan.
   if (range.from === 0) return [];
-  const ids = (await queryRows<{ id: string }>(ch, EARLIER_COPIES_SQL, range)).map((r) => r.id);
-  if (ids.length === 0) return [];
-  const rows = await queryRows<{ batch_seq: string; item: number }>(ch, EARLIER_POSITIONS_SQL, { ...range, ids });
-  return rows.map((r) => new TupleParam([Number(r.batch_seq), Number(r.item)]));
+  const copies = await queryRows<{ batch_seq: string; item: number; id: string; by_id: number }>(ch, EARLIER_COPIES_SQL, range);
+  const positions = new Map<string, [number, number]>();
+  const add = (r: { batch_seq: string; item: number }) => positions.set(`${r.batch_seq}:${r.item}`, [Number(r.batch_seq), Number(r.item)]);
+  copies.forEach(add);
+  // A copy found by its key alone has an id no fresh row has: the rows sharing that id
+  // decide whether it counted, and the first scan did not look for them.
+  const keyOnly = [...new Set(copies.filter((r) => !Number(r.by_id)).map((r) => r.id))];
+  if (keyOnly.length > 0) (await queryRows<{ batch_seq: string; item: number }>(ch, EARLIER_BY_ID_SQL, { ...range, ids: keyOnly })).forEach(add);
+  return [...positions.values()].map((p) => new TupleParam(p));
 }
