@@ -111,7 +111,8 @@ SELECT d.d_account, d.d_hour, d.d_metric, d.d_resource,
 FROM delta AS d
 LEFT JOIN current AS c
     ON c.hour = d.d_hour AND c.account_id = d.d_account AND c.metric = d.d_metric AND c.resource_id = d.d_resource
-SETTINGS join_use_nulls = 0`;
+-- Skipping granules by the hour index is safe under FINAL: every version of a row has its hour.
+SETTINGS join_use_nulls = 0, use_skip_indexes_if_final = 1`;
 
 /**
  * Ingest stats of the hours, folded the same way. A conflict is a natural key whose copies

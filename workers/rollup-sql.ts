@@ -100,6 +100,8 @@ per_resource AS (
            samples
     FROM billing.usage_hourly FINAL
     WHERE hour = {hour:DateTime('UTC')}
+    -- The hour index skips other hours' granules (safe under FINAL: versions share the hour).
+    SETTINGS use_skip_indexes_if_final = 1
 ),
 level0 AS (
     SELECT *, uniqExact(account_id) OVER (PARTITION BY region, resource_type, fine_zone, fine_instance_type, metric) AS n0
