@@ -67,7 +67,7 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
     e2eWhy =
       `${fmt(serverCores, 2)} of ${r.machine.cores} cores busy in the server at ${fmt(e2e.serverCpuUsPerSample.median, 1)} CPU-µs/sample ` +
       `(${parts(e2e.serverCpuUsPerSampleByPart)}) against ${fmt(insertUs, 1)} for the engine alone to insert a row; ` +
-      `inserts averaged ${fmt(e2e.rowsPerInsert.median)} rows (coalesced batches); the rollup held the single chdb session ${fmt(rollupShare * 100)} % of the run ` +
+      `inserts averaged ${fmt(e2e.rowsPerInsert.median)} rows (coalesced batches); rollup rounds were in progress ${fmt(rollupShare * 100)} % of the run, their statements queued with the inserts in the single chdb session ` +
       `(${fmt(e2e.foldRounds.median)} fold rounds of ${fmt(e2e.foldRoundMs.median)} ms on average, ${fmt(e2e.rollupHours.median)} whole-hour recomputations)`;
     b.push(`Throughput: ${e2eWhy}.`);
     const cores = r.machine.cores;
