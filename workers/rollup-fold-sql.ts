@@ -59,9 +59,10 @@ WHERE id IN {ids:Array(String)}`;
 /** The fresh rows and the {earlier} rows, and billing.counted_samples' rule over them. */
 const UNIVERSE = `
 universe AS (
-    SELECT * FROM billing.samples_raw WHERE ${FRESH}
+    -- The hashes are MATERIALIZED columns: not part of *.
+    SELECT *, id_hash, key_hash FROM billing.samples_raw WHERE ${FRESH}
     UNION ALL
-    SELECT * FROM billing.samples_raw
+    SELECT *, id_hash, key_hash FROM billing.samples_raw
     WHERE ${EARLIER}
       AND (batch_seq, item) IN (SELECT p.1, p.2 FROM (SELECT arrayJoin({earlier:Array(Tuple(UInt64, UInt32))}) AS p))
 ),
@@ -115,58 +116,68 @@ LEFT JOIN current AS c
 SETTINGS join_use_nulls = 0, use_skip_indexes_if_final = 1`;
 
 /**
- * Ingest stats of the hours, folded the same way. A conflict is a natural key whose copies
- * disagree on the payload, or an id reused for different keys; the universe holds every
- * copy of each fresh row's key and id, so "was it already a conflict" is known exactly.
- * `held`: rows up to this sequence are already in the hour's stats row.
+ * Ingest stats of the hours, folded the same way. `held`: rows up to this sequence are
+ * already in the hour's stats row. Received copies are counted from the fresh rows alone;
+ * counted samples are read back from the hours' aggregate rows, which the usage fold has
+ * just brought up to {through} (absolute, so a repeated round cannot count twice). A
+ * conflict is a natural key whose copies disagree on the payload, or an id reused for
+ * different keys; the universe holds every copy of each fresh row's key and id, so "was it
+ * already a conflict" is known exactly. Only keys and ids held by more than one row can be
+ * conflicts: the 8-byte hashes find those before the exact grouping.
  */
 export const FOLD_STATS_SQL = `
 INSERT INTO billing.ingest_stats_hourly (hour, received, counted, conflicts, through_seq, version)
 WITH ${UNIVERSE},
 current AS (
-    SELECT hour, received, counted, conflicts, through_seq FROM billing.ingest_stats_hourly FINAL WHERE hour IN ${HOURS}
+    SELECT hour, received, conflicts, through_seq FROM billing.ingest_stats_hourly FINAL WHERE hour IN ${HOURS}
 ),
 holds AS (
     SELECT h.hour AS held_hour, greatest({from:UInt64}, c.through_seq) AS held
     FROM (SELECT arrayJoin(${HOURS}) AS hour) AS h
     LEFT JOIN current AS c ON c.hour = h.hour
 ),
-tagged AS (
-    SELECT u.*, holds.held AS held FROM universe AS u INNER JOIN holds ON holds.held_hour = u.usage_hour
-),
 received AS (
-    SELECT usage_hour AS r_hour, uniqExactIf((batch_seq, item), batch_seq > held) AS r_received
-    FROM tagged GROUP BY r_hour HAVING max(batch_seq > held) = 1
+    SELECT r.usage_hour AS r_hour, uniqExact(r.batch_seq, r.item) AS r_received
+    FROM billing.samples_raw AS r
+    INNER JOIN holds ON holds.held_hour = r.usage_hour
+    WHERE r.usage_hour IN ${HOURS} AND r.batch_seq > {from:UInt64} AND r.batch_seq <= {through:UInt64} AND r.batch_seq > holds.held
+    GROUP BY r_hour
 ),
-newly_counted AS (
-    SELECT c.usage_hour AS n_hour, countIf(c.batch_seq > holds.held) AS n_counted
-    FROM counted AS c INNER JOIN holds ON holds.held_hour = c.usage_hour
+counted_now AS (
+    SELECT hour AS n_hour, sum(samples) AS n_counted
+    FROM billing.usage_hourly FINAL
+    WHERE hour IN ${HOURS}
     GROUP BY n_hour
+    SETTINGS use_skip_indexes_if_final = 1
 ),
+shared_keys AS (SELECT key_hash FROM universe GROUP BY key_hash HAVING count() > 1),
+shared_ids AS (SELECT id_hash FROM universe GROUP BY id_hash HAVING count() > 1),
 key_conflicts AS (
     SELECT k_hour, sum(d) AS k_delta FROM (
-        SELECT usage_hour AS k_hour,
-               toInt64(uniqExact(${PAYLOAD}) > 1) - toInt64(uniqExactIf((${PAYLOAD}), batch_seq <= held) > 1) AS d
-        FROM tagged
-        GROUP BY usage_hour, ${NATURAL_KEY}
-        HAVING max(batch_seq > held) = 1)
+        SELECT u.usage_hour AS k_hour,
+               toInt64(uniqExact(${PAYLOAD}) > 1) - toInt64(uniqExactIf((${PAYLOAD}), u.batch_seq <= holds.held) > 1) AS d
+        FROM universe AS u INNER JOIN holds ON holds.held_hour = u.usage_hour
+        WHERE u.key_hash IN shared_keys
+        GROUP BY u.usage_hour, ${NATURAL_KEY}
+        HAVING max(u.batch_seq > holds.held) = 1)
     GROUP BY k_hour
 ),
 id_conflicts AS (
     SELECT i_hour, sum(d) AS i_delta FROM (
-        SELECT usage_hour AS i_hour,
-               toInt64(uniqExact(${NATURAL_KEY}) > 1) - toInt64(uniqExactIf((${NATURAL_KEY}), batch_seq <= held) > 1) AS d
-        FROM tagged
-        GROUP BY usage_hour, id
-        HAVING max(batch_seq > held) = 1)
+        SELECT u.usage_hour AS i_hour,
+               toInt64(uniqExact(${NATURAL_KEY}) > 1) - toInt64(uniqExactIf((${NATURAL_KEY}), u.batch_seq <= holds.held) > 1) AS d
+        FROM universe AS u INNER JOIN holds ON holds.held_hour = u.usage_hour
+        WHERE u.id_hash IN shared_ids
+        GROUP BY u.usage_hour, u.id
+        HAVING max(u.batch_seq > holds.held) = 1)
     GROUP BY i_hour
 )
-SELECT r.r_hour, c.received + r.r_received, c.counted + n.n_counted,
+SELECT r.r_hour, c.received + r.r_received, n.n_counted,
        toUInt64(toInt64(c.conflicts) + k.k_delta + i.i_delta),
        {through:UInt64}, {version:UInt64}
 FROM received AS r
 LEFT JOIN current AS c ON c.hour = r.r_hour
-LEFT JOIN newly_counted AS n ON n.n_hour = r.r_hour
+LEFT JOIN counted_now AS n ON n.n_hour = r.r_hour
 LEFT JOIN key_conflicts AS k ON k.k_hour = r.r_hour
 LEFT JOIN id_conflicts AS i ON i.i_hour = r.r_hour
 SETTINGS join_use_nulls = 0`;
