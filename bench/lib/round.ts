@@ -80,6 +80,9 @@ export interface PrefillResult {
   seconds: number;
   countedSamplesView: { ms: number; peakExtraMB: number };
   narrowDedup: { ms: number; peakExtraMB: number };
+  /** The last acceptance sequence of the prefilled rows, and the time to aggregate them. */
+  maxSeq: number;
+  aggregateSeconds: number;
 }
 
 export interface ProductMetrics {
@@ -118,6 +121,14 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
   const prefix = `umbench-${o.runId}-${o.name}`;
   const dataDir = path.join(o.workDir, prefix);
   const prefilled = o.prefill ? await prefillHour(dataDir, o.prefill, o.log) : undefined;
+  if (prefilled) {
+    // As if the product had accepted and folded the prefilled rows itself: its batches
+    // continue the acceptance sequence, and its fold starts after them.
+    const k = redisKeys(prefix);
+    const r = new Redis(REDIS_URL, { maxRetriesPerRequest: 2 });
+    await r.mset(k.batchSeq, prefilled.maxSeq, k.foldWatermark, prefilled.maxSeq, k.foldedThrough, prefilled.maxSeq);
+    r.disconnect();
+  }
   const redisPid = await localRedisPid();
   const quiet = await beforeRound(o.log, redisPid ? [redisPid] : []);
   const server = await startProduct({ dataDir, prefix });
@@ -281,7 +292,7 @@ async function prefillHour(dataDir: string, p: NonNullable<RoundOptions['prefill
   ], { timeoutMs: 30 * 60_000 }).result;
   log(`  prefilled the current hour with ${r.rows.toLocaleString('en')} samples (${p.minutes} min at ${Math.round(p.ratePerS).toLocaleString('en')}/s) in ${r.seconds.toFixed(1)} s; ` +
     `billing.counted_samples over it: ${(r.countedSamplesView.ms / 1000).toFixed(1)} s, +${Math.round(r.countedSamplesView.peakExtraMB)} MB ` +
-    `(key columns only: ${(r.narrowDedup.ms / 1000).toFixed(1)} s, +${Math.round(r.narrowDedup.peakExtraMB)} MB)`);
+    `(key columns only: ${(r.narrowDedup.ms / 1000).toFixed(1)} s, +${Math.round(r.narrowDedup.peakExtraMB)} MB); aggregated with rollupHour in ${r.aggregateSeconds.toFixed(1)} s`);
   return { ...r, hourStartMs };
 }
 

@@ -1,11 +1,13 @@
 /**
  * Fills the current hour of a fresh data directory with `--minutes` minutes of samples at
  * `--rate` samples/s before the product starts on it, so the latency stage's `steady`
- * workload sees the hour as production would at that rate some minutes in (the rollup
- * recomputes the whole hour every time a sample arrives in it). Straight INSERT … SELECT
- * into billing.samples_raw (lib/history-sql.ts), accounts named `prefill-…`. Then times
- * the deduplicating view (billing.counted_samples) over that hour, with its peak memory,
- * beside the same first-copy rule computed on the key columns only.
+ * workload sees the hour as production would at that rate some minutes in. Straight
+ * INSERT … SELECT into billing.samples_raw (lib/history-sql.ts), accounts named
+ * `prefill-…`. Times the deduplicating view (billing.counted_samples) over that hour, with
+ * its peak memory, beside the same first-copy rule computed on the key columns only (what
+ * a whole-hour recomputation would cost). Then aggregates the hour with the product's own
+ * rollupHour, as the product would have by then, and reports the last acceptance sequence
+ * used, so the product's batches continue after it and its fold starts there.
  *
  *   node --import tsx bench/stages/prefill.ts --data-dir DIR --rate R --minutes M --hour-start-ms MS --out FILE
  */
@@ -15,13 +17,15 @@ import { migrate } from '../../schemas/migrate.js';
 import { stageArgs, writeResult } from '../lib/child.js';
 import { insertHistory } from '../lib/history-sql.js';
 import { memStatus, resetPeakRss } from '../lib/proc.js';
+import { rollupHour } from '../../workers/rollup.js';
 
 const a = stageArgs();
 const rate = Number(a.rate);
 const minutes = Number(a.minutes);
 const seriesPerAccount = 10;
 const accounts = Math.max(1, Math.ceil(rate / seriesPerAccount));
-const ch = createClickHouse(loadConfig({}, { DATA_DIR: a['data-dir'] }));
+const config = loadConfig({}, { DATA_DIR: a['data-dir'] });
+const ch = createClickHouse(config);
 await migrate(ch);
 const t = performance.now();
 const rows = await insertHistory(ch, {
@@ -47,5 +51,9 @@ const narrowDedup = await measure(`
       SELECT account_id, resource_id, metric, ts, id, batch_seq, item FROM billing.samples_raw
       WHERE usage_hour = {hour:DateTime('UTC')} ORDER BY batch_seq, item LIMIT 1 BY id)
     ORDER BY batch_seq, item LIMIT 1 BY account_id, resource_id, metric, ts)`);
+const [{ maxSeq }] = (await queryRows<{ maxSeq: string }>(ch, 'SELECT max(batch_seq) AS maxSeq FROM billing.samples_raw')) as [{ maxSeq: string }];
+const aggregated = performance.now();
+await rollupHour(ch, hour, Date.now() * 1000, { k: config.K_ANONYMITY, analyticsAttributes: config.ANALYTICS_ATTRIBUTES, periods: [] }, maxSeq);
+const aggregateSeconds = (performance.now() - aggregated) / 1000;
 await ch.close();
-writeResult(a.out, { rows, seconds, countedSamplesView, narrowDedup });
+writeResult(a.out, { rows, seconds, countedSamplesView, narrowDedup, maxSeq: Number(maxSeq), aggregateSeconds });
