@@ -35,19 +35,24 @@ WHERE ${FRESH}
 GROUP BY hour`;
 
 /**
- * Earlier rows that are earlier copies of fresh rows, found by scanning two 8-byte hashes
- * of the hours (16 bytes a row); the exact comparison removes hash collisions. Every
- * earlier row sharing an id with a fresh row is among them (`by_id`), so the closure only
- * needs another scan for the ids of rows found by their natural key alone.
+ * Earlier rows that are earlier copies of fresh rows; the exact comparison after each
+ * 8-byte hash removes collisions. By id: a scan of one hash over the hours, since an id can
+ * come back with any ts. By natural key: a copy has the fresh row's ts, so the minmax
+ * index on ts skips nearly all of the hour. Every earlier row sharing an id with a fresh
+ * row is found by id (`by_id`), so the closure only needs another scan for the ids of rows
+ * found by their key alone.
  */
 export const EARLIER_COPIES_SQL = `
-WITH fresh AS (
-    SELECT usage_hour, id, ${NATURAL_KEY}, id_hash, key_hash FROM billing.samples_raw WHERE ${FRESH}
-)
-SELECT batch_seq, item, id, (usage_hour, id) IN (SELECT usage_hour, id FROM fresh) AS by_id
+SELECT batch_seq, item, id, 1 AS by_id
 FROM billing.samples_raw
-PREWHERE ${EARLIER} AND (id_hash IN (SELECT id_hash FROM fresh) OR key_hash IN (SELECT key_hash FROM fresh))
-WHERE by_id OR (${NATURAL_KEY}) IN (SELECT ${NATURAL_KEY} FROM fresh)`;
+PREWHERE ${EARLIER} AND id_hash IN (SELECT id_hash FROM billing.samples_raw WHERE ${FRESH})
+WHERE (usage_hour, id) IN (SELECT usage_hour, id FROM billing.samples_raw WHERE ${FRESH})
+UNION ALL
+SELECT batch_seq, item, id, 0 AS by_id
+FROM billing.samples_raw
+PREWHERE ${EARLIER} AND ts IN (SELECT ts FROM billing.samples_raw WHERE ${FRESH})
+     AND key_hash IN (SELECT key_hash FROM billing.samples_raw WHERE ${FRESH})
+WHERE (${NATURAL_KEY}) IN (SELECT ${NATURAL_KEY} FROM billing.samples_raw WHERE ${FRESH})`;
 
 /** Earlier rows carrying {ids}: the rows that decide whether a key-only copy counted itself. */
 export const EARLIER_BY_ID_SQL = `

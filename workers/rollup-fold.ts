@@ -1,8 +1,9 @@
 /**
  * Folds the rows written since the last round (acceptance sequence from < seq <= through)
  * into their hours' billing aggregates and ingest stats, all hours in one statement per
- * table. The cost follows the new rows, plus one scan of two 8-byte hashes over the hours
- * to find their earlier copies (and, rarely, one of one hash for the closure);
+ * table. The cost follows the new rows, plus one scan of an 8-byte hash over the hours to
+ * find earlier copies by id (by natural key, the ts index narrows it to a few granules;
+ * rarely, one more scan for the closure);
  * see rollup-fold-sql.ts for why the result equals a whole-hour recomputation.
  */
 import { TupleParam } from '@clickhouse/client';
@@ -44,11 +45,14 @@ export async function earlierPositions(ch: ClickHouseClient, range: FoldRange): 
   if (range.from === 0) return [];
   const copies = await queryRows<{ batch_seq: string; item: number; id: string; by_id: number }>(ch, EARLIER_COPIES_SQL, range);
   const positions = new Map<string, [number, number]>();
-  const add = (r: { batch_seq: string; item: number }) => positions.set(`${r.batch_seq}:${r.item}`, [Number(r.batch_seq), Number(r.item)]);
-  copies.forEach(add);
+  const keyOf = (r: { batch_seq: string; item: number }) => `${r.batch_seq}:${r.item}`;
+  const add = (r: { batch_seq: string; item: number }) => positions.set(keyOf(r), [Number(r.batch_seq), Number(r.item)]);
+  const byId = copies.filter((r) => Number(r.by_id));
+  byId.forEach(add);
   // A copy found by its key alone has an id no fresh row has: the rows sharing that id
-  // decide whether it counted, and the first scan did not look for them.
-  const keyOnly = [...new Set(copies.filter((r) => !Number(r.by_id)).map((r) => r.id))];
+  // decide whether it counted, and the scan by id did not look for them.
+  const keyOnly = [...new Set(copies.filter((r) => !Number(r.by_id) && !positions.has(keyOf(r))).map((r) => r.id))];
+  copies.forEach(add);
   if (keyOnly.length > 0) (await queryRows<{ batch_seq: string; item: number }>(ch, EARLIER_BY_ID_SQL, { ...range, ids: keyOnly })).forEach(add);
   return [...positions.values()].map((p) => new TupleParam(p));
 }
