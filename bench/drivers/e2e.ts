@@ -13,6 +13,7 @@ export interface E2eSummary {
   /** Acknowledgement rate alone (first POST → last 202). */
   ackRatePerS: Spread;
   drainSeconds: Spread;
+  analyticsLagSeconds: Spread;
   serverCpuUsPerSample: Spread;
   serverCpuUsPerSampleByPart: Record<string, number>;
   serverAvgCoresBusy: Spread;
@@ -58,6 +59,7 @@ export async function runE2e(o: { spec: WorkloadSpec; rounds: number; concurrenc
     samplesPerS: f((r) => r.samplesPerS),
     ackRatePerS: f((r) => r.loadgen.achievedAckRatePerS),
     drainSeconds: f((r) => r.drainSeconds),
+    analyticsLagSeconds: f((r) => r.analyticsLagSeconds),
     serverCpuUsPerSample: f((r) => r.server.cpuUsPerSample),
     serverCpuUsPerSampleByPart: Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, spread(v).median])),
     serverAvgCoresBusy: f((r) => r.server.avgCoresBusy),

@@ -239,6 +239,7 @@ export function markdown(r: BenchResults): string {
     if (r.engine) row('2b', 'ratio end to end / engine limit', fmt(r.e2e.samplesPerS.median / r.engine.rowsPerS.median, 2));
     row('2c', 'acknowledged (202) rate at max load, samples/s', fmtSpread(r.e2e.ackRatePerS));
     row('2d', 'drain after the last 202 until complete, s', fmtSpread(r.e2e.drainSeconds, 1));
+    if (r.e2e.analyticsLagSeconds) row('2f', 'analytics caught up after complete (not counted in 2), s', fmtSpread(r.e2e.analyticsLagSeconds, 1));
     row('2e', 'other work on the machine during 2 (not ours, not Redis), cores', fmtSpread(r.e2e.othersBusyCores, 2));
   }
   for (const l of [r.latency?.live, r.latency?.steady, r.latency?.replay]) {

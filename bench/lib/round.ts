@@ -1,14 +1,16 @@
 /**
  * One round against the product: a fresh data directory and key prefix, the product as a
  * child process, the load generator as another, and this process watching both through
- * /proc and Redis until everything acknowledged is aggregated (`isIdle`: nothing in flight,
- * no dirty hour). Used by the throughput and the latency/freshness stages.
+ * /proc and Redis until everything acknowledged is billed (`complete` for all time:
+ * nothing in flight, nothing waiting to be folded or recomputed), and then until the
+ * analytics, which trail billing by design, have caught up too (`isIdle`). Used by the
+ * throughput and the latency/freshness stages.
  */
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { isIdle } from '../../queries/completeness.js';
+import { isComplete, isIdle } from '../../queries/completeness.js';
 import { redisKeys } from '../../schemas/queues.js';
 import type { LoadgenResult } from '../stages/loadgen.js';
 import { runStage } from './child.js';
@@ -48,11 +50,13 @@ export interface RoundResult {
   /** Set when the round was cut short: the product died or passed the RSS cap. */
   aborted?: string;
   loadgen: LoadgenResult;
-  /** First POST → `complete` (idle); null when it never became idle in time. */
+  /** First POST → `complete`; null when it never became complete in time. */
   e2eSeconds: number | null;
   samplesPerS: number | null;
-  /** Last 202 → idle: the backlog left when the producers stopped. */
+  /** Last 202 → complete: the backlog left when the producers stopped. */
   drainSeconds: number | null;
+  /** complete → analytics caught up as well (they are recomputed debounced). */
+  analyticsLagSeconds: number | null;
   server: {
     cpuUsPerSample: number;
     cpuUsPerSampleByPart: Record<string, number>;
@@ -202,10 +206,12 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
     o.log(`  ${o.name}: load sent in ${loadgen.sendSeconds.toFixed(1)} s, waiting for complete…`);
     const freshnessP = probe?.stop(o.probeGraceMs ?? 60_000, gone);
 
+    let completeAtMs: number | null = null;
     let idleAtMs: number | null = null;
     const deadline = Date.now() + o.idleTimeoutMs;
     while (Date.now() < deadline && !gone()) {
-      if (await isIdle(redis, keys)) {
+      if (completeAtMs === null && (await isComplete(redis, keys, 0, Number.MAX_SAFE_INTEGER))) completeAtMs = Date.now();
+      if (completeAtMs !== null && (await isIdle(redis, keys))) {
         idleAtMs = Date.now();
         break;
       }
@@ -232,13 +238,14 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
     const stopped = await server.stop();
 
     const samples = loadgen.accepted;
-    const e2eSeconds = idleAtMs === null ? null : (idleAtMs - loadgen.firstPostAtMs) / 1000;
+    const e2eSeconds = completeAtMs === null ? null : (completeAtMs - loadgen.firstPostAtMs) / 1000;
     const result: RoundResult = {
       name: o.name,
       loadgen,
       e2eSeconds,
       samplesPerS: e2eSeconds ? samples / e2eSeconds : null,
-      drainSeconds: idleAtMs === null ? null : (idleAtMs - loadgen.lastAckAtMs) / 1000,
+      drainSeconds: completeAtMs === null ? null : (completeAtMs - loadgen.lastAckAtMs) / 1000,
+      analyticsLagSeconds: completeAtMs === null || idleAtMs === null ? null : (idleAtMs - completeAtMs) / 1000,
       server: {
         cpuUsPerSample: (cpuMs * 1000) / samples,
         cpuUsPerSampleByPart: Object.fromEntries(Object.entries(groupThreads(byThread)).map(([k, ms]) => [k, (ms * 1000) / samples])),
