@@ -126,7 +126,10 @@ export class RollupScheduler {
 
   private async round(): Promise<number> {
     const { redis, keys, ch, log } = this.deps;
-    const ctx: RollupContext = { k: this.deps.k, analyticsAttributes: this.deps.analyticsAttributes, periods: await this.periodStates.get() };
+    // Period states are read after the hours to work on (in fold() and below): a period
+    // that started closing before a batch or the closer marked its hour is seen, so that
+    // hour is split with the period's close_seq.
+    const context = async (): Promise<RollupContext> => ({ k: this.deps.k, analyticsAttributes: this.deps.analyticsAttributes, periods: await this.periodStates.get() });
     // Raw rows of an hour older than this may be partly deleted by their TTL already;
     // recomputing from them would shrink a bill. Ingest refuses samples that old, so such
     // an hour only gets rows if its batch waited half a day: it is reported, not recomputed.
@@ -134,10 +137,11 @@ export class RollupScheduler {
     const frozen = async (hour: number, kind: string) => {
       log.error({ hour: new Date(hour * 1000).toISOString(), kind }, 'hour is past the raw retention: not recomputed');
     };
-    let done = await this.fold(ctx, frozenBefore, frozen);
+    let done = await this.fold(context, frozenBefore, frozen);
     const through = Number((await redis.get(keys.foldedThrough)) ?? 0);
 
     const dirty = await redis.hgetall(keys.dirtyHours);
+    const ctx = await context();
     const now = Date.now();
     for (const hour of Object.keys(dirty).map(Number).sort((a, b) => a - b)) {
       if (this.task.stopRequested) break;
@@ -179,12 +183,13 @@ export class RollupScheduler {
    * Hours of a period that started closing go to whole recomputation instead: only that
    * path splits on-time samples from late ones (adjustments).
    */
-  private async fold(ctx: RollupContext, frozenBefore: number, frozen: (hour: number, kind: string) => Promise<void>): Promise<number> {
+  private async fold(context: () => Promise<RollupContext>, frozenBefore: number, frozen: (hour: number, kind: string) => Promise<void>): Promise<number> {
     const { redis, keys, ch } = this.deps;
     const recorded = await redis.get(keys.foldedThrough);
     const through = await advanceFoldWatermark(redis, keys);
     const from = Number(recorded ?? 0);
     const pending = (await redis.zrange(keys.pendingHours, '0', '-1')).map(Number).sort((a, b) => a - b);
+    const ctx = await context();
     let done = 0;
     if (through > from || recorded === null) {
       const started = performance.now();
