@@ -36,8 +36,7 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps):
       if ('error' in q) return sendError(reply, 400, 'invalid_query', q.error);
       // Completeness is read before the totals: if it says true, every sample it vouches
       // for was already aggregated when the totals were read.
-      const complete = await isComplete(deps.redis, deps.redisKeys, q.fromMs / 1000, q.toMs / 1000);
-      const states = await periodStates.get();
+      const [complete, states] = await Promise.all([isComplete(deps.redis, deps.redisKeys, q.fromMs / 1000, q.toMs / 1000), periodStates.get()]);
       const [rows, adjustments] = await Promise.all([
         queryAccountUsage(deps.ch, q),
         // Adjustments exist only once some period has started closing.
