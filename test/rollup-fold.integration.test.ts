@@ -13,27 +13,16 @@ import { encodeRawRow, RAW_INSERT_TARGET, RAW_ROW_FORMAT, type RawRow } from '..
 import { earlierPositions, foldHours } from '../workers/rollup-fold.js';
 import { FOLD_USAGE_SQL } from '../workers/rollup-fold-sql.js';
 import { rollupHour } from '../workers/rollup.js';
+import { mulberry32 } from '../sim/random.js';
 import { scratchDirs } from './support/temp.js';
 
 const HOUR_S = 1_795_000_000 - (1_795_000_000 % 3600);
 const HOURS = [HOUR_S, HOUR_S + 3600];
 const METRICS = ['cpu', 'memory', 'bandwidth_in'] as const;
 
-/** A small deterministic PRNG, so a failure names a seed that reproduces it. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Batches over a tiny key space, so copies by id and by key collide often. */
 function makeBatches(seed: number, batches: number, perBatch: number): RawRow[][] {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
   const out: RawRow[][] = [];
   for (let b = 1; b <= batches; b++) {
@@ -104,7 +93,7 @@ describe('folding new batches into the aggregates', () => {
     it(`equals the whole-hour recomputation (seed ${seed})`, async () => {
       await reset();
       const batches = makeBatches(seed, 24, 40);
-      const r = rng(seed * 7919);
+      const r = mulberry32(seed * 7919);
       // Write batches in a shuffled order; fold up to the highest sequence with every
       // batch below it written, as the rollup does with its watermark.
       const order = batches.map((_, i) => i).sort(() => r() - 0.5);
