@@ -121,6 +121,24 @@ LEFT JOIN current AS c
 SETTINGS join_use_nulls = 0, use_skip_indexes_if_final = 1`;
 
 /**
+ * Per hour, how many groups of `groupBy` became conflicts with this fold: groups whose
+ * copies now disagree on `distinct` and did not before (rows up to `held`). Only groups
+ * that `shared` says hold more than one row can be conflicts.
+ */
+function conflictDelta(name: string, groupBy: string, distinct: string, shared: string): string {
+  return `${name} AS (
+    SELECT c_hour, sum(d) AS c_delta FROM (
+        SELECT u.usage_hour AS c_hour,
+               toInt64(uniqExact(${distinct}) > 1) - toInt64(uniqExactIf((${distinct}), u.batch_seq <= holds.held) > 1) AS d
+        FROM universe AS u INNER JOIN holds ON holds.held_hour = u.usage_hour
+        WHERE ${shared}
+        GROUP BY u.usage_hour, ${groupBy}
+        HAVING max(u.batch_seq > holds.held) = 1)
+    GROUP BY c_hour
+)`;
+}
+
+/**
  * Ingest stats of the hours, folded the same way. `held`: rows up to this sequence are
  * already in the hour's stats row. Received copies are counted from the fresh rows alone;
  * counted samples are read back from the hours' aggregate rows, which the usage fold has
@@ -157,32 +175,14 @@ counted_now AS (
 ),
 shared_keys AS (SELECT key_hash FROM universe GROUP BY key_hash HAVING count() > 1),
 shared_ids AS (SELECT id_hash FROM universe GROUP BY id_hash HAVING count() > 1),
-key_conflicts AS (
-    SELECT k_hour, sum(d) AS k_delta FROM (
-        SELECT u.usage_hour AS k_hour,
-               toInt64(uniqExact(${PAYLOAD}) > 1) - toInt64(uniqExactIf((${PAYLOAD}), u.batch_seq <= holds.held) > 1) AS d
-        FROM universe AS u INNER JOIN holds ON holds.held_hour = u.usage_hour
-        WHERE u.key_hash IN shared_keys
-        GROUP BY u.usage_hour, ${NATURAL_KEY}
-        HAVING max(u.batch_seq > holds.held) = 1)
-    GROUP BY k_hour
-),
-id_conflicts AS (
-    SELECT i_hour, sum(d) AS i_delta FROM (
-        SELECT u.usage_hour AS i_hour,
-               toInt64(uniqExact(${NATURAL_KEY}) > 1) - toInt64(uniqExactIf((${NATURAL_KEY}), u.batch_seq <= holds.held) > 1) AS d
-        FROM universe AS u INNER JOIN holds ON holds.held_hour = u.usage_hour
-        WHERE u.id_hash IN shared_ids
-        GROUP BY u.usage_hour, u.id
-        HAVING max(u.batch_seq > holds.held) = 1)
-    GROUP BY i_hour
-)
+${conflictDelta('key_conflicts', NATURAL_KEY, PAYLOAD, 'u.key_hash IN shared_keys')},
+${conflictDelta('id_conflicts', 'u.id', NATURAL_KEY, 'u.id_hash IN shared_ids')}
 SELECT r.r_hour, c.received + r.r_received, n.n_counted,
-       toUInt64(toInt64(c.conflicts) + k.k_delta + i.i_delta),
+       toUInt64(toInt64(c.conflicts) + k.c_delta + i.c_delta),
        {through:UInt64}, {version:UInt64}
 FROM received AS r
 LEFT JOIN current AS c ON c.hour = r.r_hour
 LEFT JOIN counted_now AS n ON n.n_hour = r.r_hour
-LEFT JOIN key_conflicts AS k ON k.k_hour = r.r_hour
-LEFT JOIN id_conflicts AS i ON i.i_hour = r.r_hour
+LEFT JOIN key_conflicts AS k ON k.c_hour = r.r_hour
+LEFT JOIN id_conflicts AS i ON i.c_hour = r.r_hour
 SETTINGS join_use_nulls = 0`;
