@@ -30,6 +30,7 @@ import { diffThreadCpu, groupThreads, memStatus, resetPeakRss, threadCpuMs } fro
 import { rollupContext, rollupOneHour } from '../lib/rollup.js';
 import { percentiles } from '../lib/stats.js';
 import { rawRowBatches, type WorkloadSpec } from '../lib/workload.js';
+import { COUNTED_VIEW_SQL, NARROW_DEDUP_SQL } from '../lib/dedup-sql.js';
 
 export interface EngineResult {
   insertPath: 'client' | 'native';
@@ -173,13 +174,8 @@ if (args.rollup !== 'false') {
     await queryRows(ch, query, { hour: Number(biggest) });
     return performance.now() - s;
   };
-  const countedSamplesViewMs = await timed(`SELECT count() AS n FROM billing.counted_samples(hour = {hour:DateTime('UTC')}, through = 18446744073709551615)`);
-  const narrowDedupMs = await timed(`
-    SELECT count() AS n FROM (
-      SELECT * FROM (
-        SELECT account_id, resource_id, metric, ts, id, batch_seq, item FROM billing.samples_raw
-        WHERE usage_hour = {hour:DateTime('UTC')} ORDER BY batch_seq, item LIMIT 1 BY id)
-      ORDER BY batch_seq, item LIMIT 1 BY account_id, resource_id, metric, ts)`);
+  const countedSamplesViewMs = await timed(COUNTED_VIEW_SQL);
+  const narrowDedupMs = await timed(NARROW_DEDUP_SQL);
   rollup = {
     hours: hours.length,
     rowsPerHour: rolled / Math.max(1, hours.length),

@@ -18,6 +18,7 @@ import { stageArgs, writeResult } from '../lib/child.js';
 import { insertHistory } from '../lib/history-sql.js';
 import { memStatus, resetPeakRss } from '../lib/proc.js';
 import { rollupHour } from '../../workers/rollup.js';
+import { COUNTED_VIEW_SQL, NARROW_DEDUP_SQL } from '../lib/dedup-sql.js';
 
 const a = stageArgs();
 const rate = Number(a.rate);
@@ -44,13 +45,8 @@ const measure = async (query: string) => {
   await queryRows(ch, query, { hour });
   return { ms: performance.now() - s, peakExtraMB: memStatus(process.pid).vmHWMkB / 1024 - base };
 };
-const countedSamplesView = await measure(`SELECT count() AS n FROM billing.counted_samples(hour = {hour:DateTime('UTC')}, through = 18446744073709551615)`);
-const narrowDedup = await measure(`
-  SELECT count() AS n FROM (
-    SELECT * FROM (
-      SELECT account_id, resource_id, metric, ts, id, batch_seq, item FROM billing.samples_raw
-      WHERE usage_hour = {hour:DateTime('UTC')} ORDER BY batch_seq, item LIMIT 1 BY id)
-    ORDER BY batch_seq, item LIMIT 1 BY account_id, resource_id, metric, ts)`);
+const countedSamplesView = await measure(COUNTED_VIEW_SQL);
+const narrowDedup = await measure(NARROW_DEDUP_SQL);
 const [{ maxSeq }] = (await queryRows<{ maxSeq: string }>(ch, 'SELECT max(batch_seq) AS maxSeq FROM billing.samples_raw')) as [{ maxSeq: string }];
 const aggregated = performance.now();
 await rollupHour(ch, hour, Date.now() * 1000, { k: config.K_ANONYMITY, analyticsAttributes: config.ANALYTICS_ATTRIBUTES, periods: [] }, maxSeq);
