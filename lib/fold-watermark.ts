@@ -14,10 +14,13 @@ import type { RedisKeys } from '../schemas/queues.js';
 const ADVANCE = `
 local w = tonumber(redis.call('GET', KEYS[1]) or '0')
 local members = redis.call('ZRANGE', KEYS[2], 0, 199, 'WITHSCORES')
+local lowest = nil
 for i = 1, #members, 2 do
-  if not redis.call('ZSCORE', KEYS[3], members[i]) then w = tonumber(members[i + 1]) - 1; break end
-  if i + 1 == #members and #members >= 400 then w = tonumber(members[i + 1]) - 1 end
+  if not redis.call('ZSCORE', KEYS[3], members[i]) then lowest = tonumber(members[i + 1]); break end
 end
+-- 200 parked batches in a row: stop below the last one looked at.
+if lowest == nil and #members >= 400 then lowest = tonumber(members[#members]) end
+if lowest ~= nil then w = lowest - 1 end
 local recorded = tonumber(redis.call('GET', KEYS[4]) or '0')
 if w < recorded then w = recorded end
 redis.call('SET', KEYS[4], w)

@@ -86,7 +86,11 @@ async function writeBatches(deps: BatchWriterDeps, batches: BatchJob[]): Promise
 
 function groupByFormat(batches: BatchJob[]): Map<BatchJob['rowFormat'], BatchJob[]> {
   const groups = new Map<BatchJob['rowFormat'], BatchJob[]>();
-  for (const b of batches) groups.set(b.rowFormat, [...(groups.get(b.rowFormat) ?? []), b]);
+  for (const b of batches) {
+    const group = groups.get(b.rowFormat);
+    if (group) group.push(b);
+    else groups.set(b.rowFormat, [b]);
+  }
   return groups;
 }
 

@@ -134,7 +134,7 @@ export class RollupScheduler {
     // recomputing from them would shrink a bill. Ingest refuses samples that old, so such
     // an hour only gets rows if its batch waited half a day: it is reported, not recomputed.
     const frozenBefore = (Date.now() - (this.deps.rawRetentionDays - 0.5) * 86_400_000) / 1000;
-    const frozen = async (hour: number, kind: string) => {
+    const frozen = (hour: number, kind: string) => {
       log.error({ hour: new Date(hour * 1000).toISOString(), kind }, 'hour is past the raw retention: not recomputed');
     };
     let done = await this.fold(context, frozenBefore, frozen);
@@ -147,7 +147,7 @@ export class RollupScheduler {
       if (this.task.stopRequested) break;
       if (!this.recomputeDebounce.isDue(hour, dirty[String(hour)]!, now)) continue;
       if (hour < frozenBefore) {
-        await frozen(hour, 'recompute');
+        frozen(hour, 'recompute');
         await redis.hdel(keys.dirtyHours, String(hour));
         continue;
       }
@@ -183,7 +183,7 @@ export class RollupScheduler {
    * Hours of a period that started closing go to whole recomputation instead: only that
    * path splits on-time samples from late ones (adjustments).
    */
-  private async fold(context: () => Promise<RollupContext>, frozenBefore: number, frozen: (hour: number, kind: string) => Promise<void>): Promise<number> {
+  private async fold(context: () => Promise<RollupContext>, frozenBefore: number, frozen: (hour: number, kind: string) => void): Promise<number> {
     const { redis, keys, ch } = this.deps;
     const recorded = await redis.get(keys.foldedThrough);
     const through = await advanceFoldWatermark(redis, keys);
@@ -196,7 +196,7 @@ export class RollupScheduler {
       const toRecompute: number[] = [];
       const foldable: number[] = [];
       for (const hour of pending) {
-        if (hour < frozenBefore) await frozen(hour, 'fold');
+        if (hour < frozenBefore) frozen(hour, 'fold');
         // Without a record of what was folded, only a whole recomputation is safe.
         else if (recorded === null || rollupPeriodParams(ctx.periods, hour).onTimeSeq !== UINT64_MAX) toRecompute.push(hour);
         else foldable.push(hour);
