@@ -1,33 +1,18 @@
 -- Incremental rollup (workers/rollup-fold.ts). Batches are folded into the aggregates in
 -- acceptance order, so the rollup must find "the rows accepted after sequence N" without
 -- reading the hour: raw rows are now ordered by acceptance (batch_seq, item) within their
--- hour. Looking up earlier copies of those rows (same id or natural key) scans two 8-byte
--- hashes of the hour instead of its string columns.
+-- hour. Looking up earlier copies of those rows (same id or natural key) reads 8-byte
+-- hashes of the id and the natural key instead of their string columns.
 DROP TABLE IF EXISTS billing.samples_raw_next;
-CREATE TABLE billing.samples_raw_next
-(
-    usage_hour    DateTime('UTC'),
-    account_id    String,
-    resource_id   String,
-    metric        Enum8('cpu' = 1, 'memory' = 2, 'storage' = 3, 'bandwidth_in' = 4, 'bandwidth_out' = 5),
-    ts            DateTime64(3, 'UTC'),
-    id            String,
-    resource_type Enum8('vm' = 1, 'volume' = 2, 'database' = 3, 'bucket' = 4, 'load_balancer' = 5, 'network' = 6),
-    region        LowCardinality(String),
-    interval_s    UInt16,
-    value         Decimal(38, 6),
-    attributes    Map(LowCardinality(String), String),
-    batch_id      UUID,
-    batch_seq     UInt64,
-    item          UInt32,
-    accepted_at   DateTime64(3, 'UTC'),
-    id_hash       UInt64 MATERIALIZED cityHash64(id),
-    key_hash      UInt64 MATERIALIZED cityHash64(account_id, resource_id, metric, ts)
-)
+-- The same columns, a new sort order, and two hashes computed at insert.
+CREATE TABLE billing.samples_raw_next AS billing.samples_raw
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(usage_hour)
 ORDER BY (usage_hour, batch_seq, item)
 SETTINGS non_replicated_deduplication_window = 100000;
+ALTER TABLE billing.samples_raw_next
+    ADD COLUMN id_hash UInt64 MATERIALIZED cityHash64(id),
+    ADD COLUMN key_hash UInt64 MATERIALIZED cityHash64(account_id, resource_id, metric, ts);
 INSERT INTO billing.samples_raw_next
     (usage_hour, account_id, resource_id, metric, ts, id, resource_type, region, interval_s, value, attributes, batch_id, batch_seq, item, accepted_at)
 SELECT usage_hour, account_id, resource_id, metric, ts, id, resource_type, region, interval_s, value, attributes, batch_id, batch_seq, item, accepted_at
