@@ -4,6 +4,7 @@
  * normalized sample whose value is an exact decimal string, or a list of precise errors.
  */
 import { z } from 'zod';
+import { printable, textField } from './text.js';
 
 export const RESOURCE_TYPES = ['vm', 'volume', 'database', 'bucket', 'load_balancer', 'network'] as const;
 export const METRICS = ['cpu', 'memory', 'storage', 'bandwidth_in', 'bandwidth_out'] as const;
@@ -49,15 +50,10 @@ export interface SampleInput {
   attributes?: Record<string, string>;
 }
 
-// Printable text only: control characters in ids break CSV exports and log lines.
-const PRINTABLE = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]*$/u;
+const idString = (label: string, max: number) => textField(label, max);
 
-const idString = (label: string, max: number) =>
-  z
-    .string({ error: `${label} must be a string` })
-    .min(1, `${label} must not be empty`)
-    .max(max, `${label} must be at most ${max} characters`)
-    .regex(PRINTABLE, `${label} must not contain control characters`);
+/** An account id as ingest accepts it: what every per-account route accepts too. */
+export const accountIdSchema = textField('account_id', LIMITS.accountIdLength);
 
 const tsSchema = z.union(
   [
@@ -94,10 +90,12 @@ export const sampleInputSchema = z
           .string()
           .max(LIMITS.attributeKeyLength, `attribute names must be at most ${LIMITS.attributeKeyLength} characters`)
           .regex(/^[a-z_][a-z0-9_]*$/, 'attribute names must be snake_case'),
-        z
-          .string({ error: 'attribute values must be strings' })
-          .max(LIMITS.attributeValueLength, `attribute values must be at most ${LIMITS.attributeValueLength} characters`)
-          .regex(PRINTABLE, 'attribute values must not contain control characters'),
+        printable(
+          z
+            .string({ error: 'attribute values must be strings' })
+            .max(LIMITS.attributeValueLength, `attribute values must be at most ${LIMITS.attributeValueLength} characters`),
+          'attribute values',
+        ),
       )
       .refine((a) => Object.keys(a).length <= LIMITS.attributeCount, `at most ${LIMITS.attributeCount} attributes`)
       .optional(),
