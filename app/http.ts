@@ -3,7 +3,6 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { errorBody } from '../lib/http-errors.js';
-import { registerNdjsonParser } from '../ingest/body.js';
 
 export interface HttpOptions {
   log: Logger;
@@ -24,7 +23,6 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
     // The pipeline sits behind load balancers with their own timeouts; keep ours generous.
     requestTimeout: 120_000,
   });
-  registerNdjsonParser(app, opts.bodyLimit);
 
   app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;

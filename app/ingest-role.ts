@@ -17,7 +17,7 @@ export async function registerIngestRole(http: FastifyInstance, ctx: RoleContext
       metrics.samplesRejected.inc(rejected);
     },
   });
-  registerIngestRoutes(http, { acceptor, keys: ctx.keyRing, redis: ctx.redis.client, redisKeys: ctx.keys });
+  registerIngestRoutes(http, { acceptor, keys: ctx.keyRing, redis: ctx.redis.client, redisKeys: ctx.keys, bodyLimit: config.MAX_BODY_BYTES });
 
   if (!config.COLLECTOR_TARGETS_FILE && !config.COLLECTOR_TARGETS) return undefined;
   const { targets } = await loadTargets({ file: config.COLLECTOR_TARGETS_FILE, inline: config.COLLECTOR_TARGETS });

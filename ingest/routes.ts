@@ -2,8 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { KeyRing } from '../lib/auth.js';
 import { sendError } from '../lib/http-errors.js';
-import { BackpressureError, BatchTooLargeError, type BatchAcceptor } from './accept.js';
-import { samplesFromBody } from './body.js';
+import { BackpressureError, BatchTooLargeError, type BatchAcceptor, type RejectedItem } from './accept.js';
+import { registerSampleBodyParsers, samplesFromBody } from './body.js';
 import type { Redis } from 'ioredis';
 import { recordProducerSeq } from '../lib/producers.js';
 import type { RedisKeys } from '../schemas/queues.js';
@@ -13,9 +13,25 @@ export interface IngestRouteDeps {
   keys: KeyRing;
   redis: Redis;
   redisKeys: RedisKeys;
+  /** MAX_BODY_BYTES: the largest body, counted after decompression. */
+  bodyLimit: number;
 }
 
+/**
+ * Rejected items listed in a response at most: the rest are counted in `rejected_count`.
+ * 10,000 invalid items once made a 22 MB answer; the first hundred say what is wrong.
+ */
+export const MAX_REJECTED_DETAILS = 100;
+
 export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps): void {
+  // A scope of its own: the samples body rules (body.ts) apply to this route only.
+  void app.register(async (scope) => {
+    registerSampleBodyParsers(scope, deps.bodyLimit);
+    registerSamplesRoute(scope, deps);
+  });
+}
+
+function registerSamplesRoute(app: FastifyInstance, deps: IngestRouteDeps): void {
   app.post('/v1/samples', { preHandler: deps.keys.require('producer') }, async (req, reply) => {
     const producer = producerHeaders(req.headers);
     if ('error' in producer) return sendError(reply, 400, 'invalid_producer_headers', producer.error);
@@ -27,11 +43,9 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps
       // The batch has been received (even if none of it was valid): no gap in the sequence.
       if (producer.id !== undefined) await recordProducerSeq(deps.redis, deps.redisKeys, producer.id, producer.seq);
       if (result.accepted === 0) {
-        return sendError(reply, 400, 'no_valid_samples', 'no sample in the batch is valid; see details for each item', {
-          rejected: result.rejected,
-        });
+        return sendError(reply, 400, 'no_valid_samples', 'no sample in the batch is valid; see details for each item', rejectedDetails(result.rejected));
       }
-      return reply.code(202).send({ accepted: result.accepted, rejected: result.rejected, batch_id: result.batchId });
+      return reply.code(202).send({ accepted: result.accepted, ...rejectedDetails(result.rejected), batch_id: result.batchId });
     } catch (err) {
       if (err instanceof BackpressureError) {
         reply.header('Retry-After', String(err.retryAfterS));
@@ -41,6 +55,11 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps
       throw err;
     }
   });
+}
+
+/** The first MAX_REJECTED_DETAILS rejected items, and how many there were in all. */
+function rejectedDetails(rejected: readonly RejectedItem[]): { rejected: RejectedItem[]; rejected_count: number } {
+  return { rejected: rejected.slice(0, MAX_REJECTED_DETAILS), rejected_count: rejected.length };
 }
 
 /** Optional batch numbering: X-Producer-Id and X-Producer-Seq, both or neither. */
