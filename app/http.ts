@@ -22,6 +22,12 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
     bodyLimit: opts.bodyLimit,
     // The pipeline sits behind load balancers with their own timeouts; keep ours generous.
     requestTimeout: 120_000,
+    // Account ids are up to 128 characters (LIMITS.accountIdLength) and the router counts
+    // the percent-encoded path segment. One character is at most 4 UTF-8 bytes, 12 when
+    // each byte is written %XX, so 128 × 12 = 1536 admits every id ingest accepts; the
+    // default (100) answered 414 for ids of 101–128 characters, which could then be
+    // neither exported nor erased. The route checks the decoded id against the real rule.
+    maxParamLength: 1536,
   });
 
   app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
