@@ -18,7 +18,7 @@ import type { Config } from '../schemas/config.js';
 import { capacityQueries, describeQuery, findQuery, namedQueryCsv, resolveQueryParams, runNamedQuery } from './capacity/library.js';
 import { describeParam } from './capacity/sql-file.js';
 import { DATASET_FORMATS, datasetCard, datasetFileName, datasets, datasetStream, describeDataset, findDataset, resolveDatasetParams, type DatasetFormat } from './datasets/datasets.js';
-import { SandboxRefusal, SqlSandbox, exceededLimit, openSandboxSession, type SandboxCredentials, type SandboxLimits } from './sandbox/sandbox.js';
+import { QueryAbandoned, SandboxRefusal, SessionBusy, SqlSandbox, exceededLimit, openSandboxSession, type SandboxCredentials, type SandboxLimits } from './sandbox/sandbox.js';
 import { openSession, type ReaderSession } from './sandbox/session.js';
 
 export interface AnalyticsRouteDeps {
@@ -26,7 +26,7 @@ export interface AnalyticsRouteDeps {
   ch: ClickHouseClient;
   keys: KeyRing;
   /** Where the consumers' own sessions open (sandbox/session.ts), and k for data cards. */
-  config: Pick<Config, 'CLICKHOUSE_URL' | 'CLICKHOUSE_USER' | 'CLICKHOUSE_PASSWORD' | 'DATA_DIR' | 'K_ANONYMITY'>;
+  config: Pick<Config, 'CLICKHOUSE_URL' | 'CLICKHOUSE_USER' | 'CLICKHOUSE_PASSWORD' | 'DATA_DIR' | 'K_ANONYMITY'> & Partial<Pick<Config, 'SANDBOX_QUEUE_LIMIT'>>;
   /** Server mode: the ClickHouse user with SELECT on analytics.* only (deploy/clickhouse/users.d). */
   sandboxCredentials?: SandboxCredentials;
   sandboxLimits?: Partial<SandboxLimits>;
@@ -64,10 +64,11 @@ export function registerAnalyticsRoutes(app: FastifyInstance, deps: AnalyticsRou
     });
     return get;
   };
-  const reader: () => Promise<ReaderSession> = lazy(() => openSession(deps.config));
+  const queueLimit = deps.config.SANDBOX_QUEUE_LIMIT;
+  const reader: () => Promise<ReaderSession> = lazy(() => openSession(deps.config, queueLimit !== undefined ? { queueLimit } : {}));
   const sandbox = lazy(async () =>
     new SqlSandbox({
-      session: await openSandboxSession(deps.config, deps.sandboxCredentials),
+      session: await openSandboxSession(deps.config, deps.sandboxCredentials, deps.sandboxLimits),
       catalogClient: deps.ch,
       ...(deps.sandboxLimits ? { limits: deps.sandboxLimits } : {}),
     }),
@@ -98,12 +99,20 @@ export function registerAnalyticsRoutes(app: FastifyInstance, deps: AnalyticsRou
       return sendError(reply, 400, 'invalid_request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
     }
     const { sql, params = {}, format } = parsed.data;
+    // The client going away (before or while the query runs) drops or kills the query:
+    // nobody would read its result, and others may be waiting for the session.
+    const gone = new AbortController();
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) gone.abort();
+    });
     try {
       const sb = await sandbox();
-      if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(await sb.runCsv(sql, params));
-      return await sb.run(sql, params);
+      const out = await sb.stream(sql, params, format, { signal: gone.signal });
+      return reply.type(out.contentType).send(out.body);
     } catch (err) {
       if (err instanceof SandboxRefusal) return refuse(reply, err);
+      if (err instanceof SessionBusy) return busy(reply, err);
+      if (err instanceof QueryAbandoned) return sendError(reply, 499, 'client_closed', err.message); // nobody is listening
       throw err;
     }
   });
@@ -139,15 +148,27 @@ export function registerAnalyticsRoutes(app: FastifyInstance, deps: AnalyticsRou
     const { format: _ignored, ...raw } = req.query;
     const params = resolveDatasetParams(ds, raw);
     if ('error' in params) return sendError(reply, 400, 'invalid_params', params.error, { params: ds.params.map(describeParam) });
-    return (await reader()).run((ch) => datasetCard(ch, ds, params, { k: deps.config.K_ANONYMITY }));
+    try {
+      return await (await reader()).run((ch) => datasetCard(ch, ds, params, { k: deps.config.K_ANONYMITY }));
+    } catch (err) {
+      if (err instanceof SessionBusy) return busy(reply, err);
+      throw err;
+    }
   });
 }
 
 /** A named query or dataset over one of its limits (a range too wide) is the caller's to narrow. */
 function tooBig(reply: FastifyReply, err: unknown) {
+  if (err instanceof SessionBusy) return busy(reply, err);
   const limit = exceededLimit(err);
   if (!limit) throw err;
   return sendError(reply, 422, 'query_limit_exceeded', `the query exceeded its ${limit} limit: narrow the time range`, { limit });
+}
+
+/** The session's wait queue is full (SANDBOX_QUEUE_LIMIT): come back later. */
+function busy(reply: FastifyReply, err: SessionBusy) {
+  reply.header('retry-after', String(err.retryAfterS));
+  return sendError(reply, 429, 'analytics_busy', err.message, { queue_limit: err.queueLimit, retry_after_s: err.retryAfterS });
 }
 
 function refuse(reply: FastifyReply, err: SandboxRefusal) {

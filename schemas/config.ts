@@ -66,6 +66,8 @@ export const configSchema = z.object({
   /** Back-pressure: above this many waiting batch jobs ingest answers 503. */
   MAX_QUEUED_BATCHES: int(1, 1_000_000).default(1_000),
   K_ANONYMITY: int(2, 1000).default(10),
+  /** Analytics statements (ad-hoc SQL; named queries and datasets) that may wait for their session; more get 429. */
+  SANDBOX_QUEUE_LIMIT: int(0, 1000).default(8),
   ANALYTICS_ATTRIBUTES: z
     .string()
     .default('instance_type,zone')

@@ -16,16 +16,38 @@
  *      ClickHouse user with SELECT on analytics.* only
  *      (deploy/clickhouse/users.d/analytics-reader.xml): a second, independent wall.
  * Errors from the engine are classified by their ClickHouse error type, never by text.
+ *
+ * Isolation between analysts (so one cannot starve the others, nor the pipeline):
+ *  - admission: the session's gate (gate.ts) runs one statement at a time (embedded), lets
+ *    a bounded number wait, and refuses the rest (SessionBusy → 429 + Retry-After);
+ *  - cancellation: the caller passes an AbortSignal that fires when its HTTP client goes
+ *    away. A waiting statement leaves the queue. A running one is killed: chdb's own
+ *    `signal` only stops *waiting* for the result (the engine computes on, with no
+ *    interrupt in its C ABI), but chdb has a process list, so `KILL QUERY` from the
+ *    trusted client stops it within a block; each statement carries a random marker
+ *    comment to find it by. In server mode the HTTP request is aborted and
+ *    `cancel_http_readonly_queries_on_client_close` makes the server cancel the query;
+ *  - memory: per-query max_memory_usage and max_result_bytes are a small share of the
+ *    process (chdb materializes a whole result before the first byte reaches Node), and
+ *    max_threads keeps cores for ingest;
+ *  - the result is never parsed in Node: JSONEachRow bytes are wrapped into the JSON
+ *    envelope and streamed out in slices, yielding to the event loop between slices.
  */
-import type { Readable } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { queryRows } from '../../lib/clickhouse.js';
 import type { Config } from '../../schemas/config.js';
 import { AstParseError, parseExplainAst } from './ast.js';
 import { ANALYTICS_DB, SandboxRefusal, checkStatement, type Catalog } from './policy.js';
-import { openSession, type ReaderSession, type SessionCredentials } from './session.js';
+import { QueryAbandoned } from './gate.js';
+import { jsonEnvelope, type ResultStatistics } from './stream.js';
+import { openSession, type HeldSession, type ReaderSession, type SessionCredentials } from './session.js';
 
 export { SandboxRefusal } from './policy.js';
+export { QueryAbandoned, SessionBusy } from './gate.js';
 
 export interface SandboxLimits {
   maxExecutionTimeS: number;
@@ -34,18 +56,35 @@ export interface SandboxLimits {
   maxResultRows: number;
   maxResultBytes: number;
   maxMemoryBytes: number;
+  /** Engine threads one query may use: the rest of the cores stay with ingest and workers. */
+  maxThreads: number;
   maxSqlChars: number;
 }
 
-/** Generous for anonymized aggregates, small enough that one query cannot starve ingest. */
+/**
+ * Generous for anonymized aggregates, small enough that one query cannot starve ingest:
+ * 256 MB of working memory and a 32 MB result (about 100,000 rows of a few columns, as
+ * in-memory blocks; the JSON text is a few times that) are a small share of a process
+ * that also holds ingest's buffers and the fold, and a quarter of the cores at most.
+ */
 export const DEFAULT_SANDBOX_LIMITS: SandboxLimits = {
   maxExecutionTimeS: 30,
   maxRowsToRead: 500_000_000,
   maxBytesToRead: 50 * 1024 ** 3,
   maxResultRows: 100_000,
-  maxResultBytes: 256 * 1024 ** 2,
-  maxMemoryBytes: 4 * 1024 ** 3,
+  maxResultBytes: 32 * 1024 ** 2,
+  maxMemoryBytes: 256 * 1024 ** 2,
+  maxThreads: Math.max(1, Math.floor(os.availableParallelism() / 4)),
   maxSqlChars: 64 * 1024,
+};
+
+/** The setting each engine limit error names, and the SandboxLimits field holding its value. */
+const LIMIT_VALUE: Record<string, (l: SandboxLimits) => Record<string, number>> = {
+  max_execution_time: (l) => ({ max_execution_time: l.maxExecutionTimeS }),
+  max_rows_to_read: (l) => ({ max_rows_to_read: l.maxRowsToRead }),
+  max_bytes_to_read: (l) => ({ max_bytes_to_read: l.maxBytesToRead }),
+  'max_result_rows / max_result_bytes': (l) => ({ max_result_rows: l.maxResultRows, max_result_bytes: l.maxResultBytes }),
+  max_memory_usage: (l) => ({ max_memory_usage: l.maxMemoryBytes }),
 };
 
 /** Which limit an engine error type means. */
@@ -69,10 +108,16 @@ export type SandboxCredentials = SessionCredentials;
  * credentials of the analytics reader user when given.
  */
 export function openSandboxSession(
-  config: Pick<Config, 'CLICKHOUSE_URL' | 'CLICKHOUSE_USER' | 'CLICKHOUSE_PASSWORD' | 'DATA_DIR'>,
+  config: Pick<Config, 'CLICKHOUSE_URL' | 'CLICKHOUSE_USER' | 'CLICKHOUSE_PASSWORD' | 'DATA_DIR'> & Partial<Pick<Config, 'SANDBOX_QUEUE_LIMIT'>>,
   credentials?: SandboxCredentials,
+  limits: Partial<SandboxLimits> = {},
 ): Promise<ReaderSession> {
-  return openSession(config, { database: ANALYTICS_DB, ...(credentials ? { credentials } : {}) });
+  return openSession(config, {
+    database: ANALYTICS_DB,
+    ...(credentials ? { credentials } : {}),
+    ...(config.SANDBOX_QUEUE_LIMIT !== undefined ? { queueLimit: config.SANDBOX_QUEUE_LIMIT } : {}),
+    maxRunS: limits.maxExecutionTimeS ?? DEFAULT_SANDBOX_LIMITS.maxExecutionTimeS,
+  });
 }
 
 export interface Column {
@@ -90,6 +135,19 @@ export interface SandboxResult {
 }
 
 export type SqlParams = Record<string, string | number | boolean | null>;
+
+export type SandboxFormat = 'json' | 'csv';
+
+/** A result on its way out: its body streams, and holds the session until it ends. */
+export interface SandboxOutput {
+  contentType: string;
+  body: Readable;
+}
+
+export interface RunOptions {
+  /** Fires when the caller no longer wants the result: the statement is dropped or killed. */
+  signal?: AbortSignal;
+}
 
 export interface SqlSandboxOptions {
   /** The sandbox session (openSandboxSession): nothing else runs in it. */
@@ -112,44 +170,118 @@ export class SqlSandbox {
     return this.opts.session.run((client) => this.checkWith(client, sql, params));
   }
 
-  async run(sql: string, params: SqlParams = {}): Promise<SandboxResult> {
-    return this.opts.session.run(async (client) => {
-      const canonical = await this.checkWith(client, sql, params);
-      try {
-        const rs = await client.query({ query: canonical, format: 'JSON', query_params: params, clickhouse_settings: this.settings() });
-        const out = await rs.json<Record<string, unknown>>();
-        return {
-          sql: canonical,
-          columns: out.meta?.map((m) => ({ name: m.name, type: m.type })) ?? [],
-          rows: out.data,
-          rows_count: out.data.length,
-          statistics: {
-            elapsed_s: Number(out.statistics?.elapsed ?? 0),
-            rows_read: Number(out.statistics?.rows_read ?? 0),
-            bytes_read: Number(out.statistics?.bytes_read ?? 0),
-          },
+  /**
+   * Checks and runs a statement, streaming the result: JSON (the SandboxResult shape) or
+   * CSV with a header row. Refusals, limits and engine errors are thrown before the first
+   * byte, so they still become a status code.
+   */
+  async stream(sql: string, params: SqlParams, format: SandboxFormat, opts: RunOptions = {}): Promise<SandboxOutput> {
+    const { signal } = opts;
+    const held = await this.opts.session.hold(signal);
+    let output: SandboxOutput;
+    try {
+      const canonical = await this.checkWith(held.client, sql, params);
+      if (signal?.aborted) throw new QueryAbandoned();
+      if (format === 'csv') {
+        const result = await this.execute(held, canonical, params, 'CSVWithNames', { format_csv_null_representation: '' }, signal);
+        output = { contentType: 'text/csv; charset=utf-8', body: result.stream };
+      } else {
+        // The column types come from DESCRIBE, which only analyzes: the rows then travel as
+        // JSONEachRow bytes that Node never has to parse.
+        const columns = await this.describe(held.client, canonical, params);
+        if (signal?.aborted) throw new QueryAbandoned();
+        const result = await this.execute(held, canonical, params, 'JSONEachRow', {}, signal);
+        const statistics: ResultStatistics = {
+          elapsed_s: Number(result.summary?.elapsed_ns ?? 0) / 1e9,
+          rows_read: Number(result.summary?.read_rows ?? 0),
+          bytes_read: Number(result.summary?.read_bytes ?? 0),
         };
-      } catch (err) {
-        throw classifyEngineError(err);
+        output = { contentType: 'application/json; charset=utf-8', body: Readable.from(jsonEnvelope({ sql: canonical, columns }, result.stream, statistics)) };
       }
+    } catch (err) {
+      await held.fail();
+      if (signal?.aborted) throw new QueryAbandoned();
+      throw classifyEngineError(err, this.limits);
+    }
+    // The session stays taken until the body is out (or given up on): in embedded mode the
+    // whole result sits in memory until then, so this bounds results held at once. A
+    // reader too slow to take it within the time limit loses it.
+    const deadline = setTimeout(() => output.body.destroy(new Error('the result was not read in time')), this.limits.maxExecutionTimeS * 1000);
+    deadline.unref();
+    output.body.once('close', () => {
+      clearTimeout(deadline);
+      held.release();
     });
+    return output;
+  }
+
+  /** The whole result as an object: for the CLI and tests (the HTTP route streams). */
+  async run(sql: string, params: SqlParams = {}, opts: RunOptions = {}): Promise<SandboxResult> {
+    const out = await this.stream(sql, params, 'json', opts);
+    const chunks: Buffer[] = [];
+    for await (const chunk of out.body) chunks.push(Buffer.from(chunk as Uint8Array));
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as SandboxResult;
   }
 
   /** The result as CSV with a header row. */
-  async runCsv(sql: string, params: SqlParams = {}): Promise<Readable> {
-    return this.opts.session.run(async (client) => {
-      const canonical = await this.checkWith(client, sql, params);
+  async runCsv(sql: string, params: SqlParams = {}, opts: RunOptions = {}): Promise<Readable> {
+    return (await this.stream(sql, params, 'csv', opts)).body;
+  }
+
+  /** Column names and types of the statement, without running it. */
+  private async describe(client: ClickHouseClient, canonical: string, params: SqlParams): Promise<Column[]> {
+    const rows = await queryRows<{ name: string; type: string }>(client, `DESCRIBE TABLE (${canonical})`, params, this.settings());
+    return rows.map((r) => ({ name: r.name, type: r.type }));
+  }
+
+  /**
+   * Runs the checked statement with the sandbox's limits, killing it if `signal` fires.
+   * The marker comment is how KILL QUERY finds this statement and no other: a random id
+   * that the SQL of other analysts cannot contain.
+   */
+  private async execute(held: HeldSession, canonical: string, params: SqlParams, format: string, extra: ClickHouseSettings, signal: AbortSignal | undefined) {
+    const marker = `sandbox:${randomUUID()}`;
+    const embedded = this.opts.session.embedded;
+    let settled = false;
+    const onAbort = () => {
+      if (embedded) void this.kill(marker, () => settled);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await held.client.exec({
+        query: `/* ${marker} */ ${canonical}\nFORMAT ${format}`,
+        query_params: params,
+        clickhouse_settings: {
+          ...this.settings(),
+          ...extra,
+          // Server: an aborted HTTP request cancels the (read-only) query.
+          ...(embedded ? {} : { cancel_http_readonly_queries_on_client_close: 1 }),
+        },
+        ...(embedded || !signal ? {} : { abort_signal: signal }),
+      });
+    } finally {
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * KILL QUERY for the statement carrying `marker`. The kill can land before the engine
+   * has registered the statement, so it is repeated until the statement has ended.
+   * The pattern is built with concat() so that the KILL's own text does not match it.
+   */
+  private async kill(marker: string, ended: () => boolean): Promise<void> {
+    const [prefix, id] = marker.split(':') as [string, string];
+    for (let attempt = 0; attempt < 50 && !ended(); attempt++) {
       try {
-        const result = await client.exec({
-          query: `${canonical}\nFORMAT CSVWithNames`,
-          query_params: params,
-          clickhouse_settings: { ...this.settings(), format_csv_null_representation: '' },
+        await this.opts.catalogClient.command({
+          query: `KILL QUERY WHERE position(query, concat('${prefix}:', '${id}')) > 0 ASYNC`,
         });
-        return result.stream;
-      } catch (err) {
-        throw classifyEngineError(err);
+      } catch {
+        // best effort: the time limit still ends the statement
       }
-    });
+      await sleep(100);
+    }
   }
 
   async close(): Promise<void> {
@@ -172,6 +304,7 @@ export class SqlSandbox {
       max_result_bytes: String(l.maxResultBytes),
       result_overflow_mode: 'throw',
       max_memory_usage: String(l.maxMemoryBytes),
+      max_threads: l.maxThreads,
     };
   }
 
@@ -303,12 +436,19 @@ export function exceededLimit(err: unknown): string | undefined {
 }
 
 /** An engine error after the policy accepted the statement: a limit, or a plain error. */
-export function classifyEngineError(err: unknown): SandboxRefusal | Error {
-  if (err instanceof SandboxRefusal) return err;
+export function classifyEngineError(err: unknown, limits?: SandboxLimits): SandboxRefusal | Error {
+  if (err instanceof SandboxRefusal || err instanceof QueryAbandoned) return err;
   const type = engineType(err);
   if (!type) return err instanceof Error ? err : new Error(String(err));
   const limit = LIMIT_BY_ERROR_TYPE[type];
-  if (limit) return new SandboxRefusal('sql_limit_exceeded', `the query exceeded the sandbox's ${limit} limit: ${engineMessage(err)}`, { limit, engine_error: type });
+  if (limit) {
+    const values = limits ? LIMIT_VALUE[limit]?.(limits) : undefined;
+    return new SandboxRefusal('sql_limit_exceeded', `the query exceeded the sandbox's ${limit} limit: ${engineMessage(err)}`, {
+      limit,
+      engine_error: type,
+      ...(values ? { values } : {}),
+    });
+  }
   if (type === 'READONLY') return new SandboxRefusal('sql_write_refused', `the sandbox is read-only: ${engineMessage(err)}`, { engine_error: type });
   if (type === 'ACCESS_DENIED') return new SandboxRefusal('sql_table_refused', `the analytics reader may not read this: ${engineMessage(err)}`, { engine_error: type });
   if (type === 'UNKNOWN_QUERY_PARAMETER') return new SandboxRefusal('sql_missing_parameter', engineMessage(err), { engine_error: type });

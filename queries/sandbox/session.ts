@@ -9,12 +9,16 @@
  * surfaces at the head of the session's *next* result. So the statements of an embedded
  * session run one at a time, and after a failure an empty statement absorbs what was left.
  * A server keeps no such state between HTTP requests, and nothing is serialized there.
+ *
+ * Either way a session admits a bounded number of statements (gate.ts): a few run, a few
+ * wait, the rest are refused with a Retry-After; a waiter whose caller left never runs.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
 import type { Config } from '../../schemas/config.js';
+import { Gate } from './gate.js';
 
 /** As lib/clickhouse.ts: exact numbers as strings, UTC. */
 const SESSION_SETTINGS: ClickHouseSettings = {
@@ -30,37 +34,80 @@ export interface SessionCredentials {
   password: string;
 }
 
+/** Statements allowed to wait for a session when none is configured. */
+export const DEFAULT_QUEUE_LIMIT = 8;
+
+/**
+ * Server mode: statements of one session running at once. The server schedules them
+ * itself; the bound keeps one consumer from taking all of its query slots.
+ */
+const SERVER_CONCURRENCY = 4;
+
 export interface SessionOptions {
   /** Make `analytics` the current database, so unqualified names can only mean it. */
   database?: 'analytics';
   /** Server mode: another ClickHouse user than CLICKHOUSE_USER. */
   credentials?: SessionCredentials;
+  /** Statements that may wait for the session (SANDBOX_QUEUE_LIMIT); more get SessionBusy. */
+  queueLimit?: number;
+  /** The longest a statement runs (its max_execution_time): bounds a Retry-After. */
+  maxRunS?: number;
+}
+
+/** The session held by one statement: release it exactly once, after a failure via fail(). */
+export interface HeldSession {
+  client: ClickHouseClient;
+  release(): void;
+  /** Absorbs what a failed statement left in an embedded session, then releases it. */
+  fail(): Promise<void>;
 }
 
 export class ReaderSession {
-  private tail: Promise<void> = Promise.resolve();
+  readonly gate: Gate;
 
   constructor(
     readonly client: ClickHouseClient,
     /** chdb: statements are serialized and a failure is followed by a drain. */
     readonly embedded: boolean,
-  ) {}
+    opts: Pick<SessionOptions, 'queueLimit' | 'maxRunS'> = {},
+  ) {
+    this.gate = new Gate({
+      concurrency: embedded ? 1 : SERVER_CONCURRENCY,
+      queueLimit: opts.queueLimit ?? DEFAULT_QUEUE_LIMIT,
+      maxRunS: opts.maxRunS ?? 60,
+    });
+  }
 
-  /** Runs `fn` with the session to itself (embedded) and cleans up after a failure. */
-  async run<T>(fn: (client: ClickHouseClient) => Promise<T>): Promise<T> {
-    if (!this.embedded) return fn(this.client);
-    const previous = this.tail;
-    let release!: () => void;
-    this.tail = new Promise<void>((resolve) => (release = resolve));
-    await previous;
+  /**
+   * Runs `fn` with the session to itself (embedded) and cleans up after a failure.
+   * Throws SessionBusy when too many wait, QueryAbandoned when `signal` fires first.
+   */
+  async run<T>(fn: (client: ClickHouseClient) => Promise<T>, opts: { signal?: AbortSignal } = {}): Promise<T> {
+    const held = await this.hold(opts.signal);
     try {
-      return await fn(this.client);
+      const out = await fn(this.client);
+      held.release();
+      return out;
     } catch (err) {
-      await this.drain();
+      await held.fail();
       throw err;
-    } finally {
-      release();
     }
+  }
+
+  /** Takes the session for a statement whose result outlives the call (a streamed body). */
+  async hold(signal?: AbortSignal): Promise<HeldSession> {
+    const release = await this.gate.acquire(signal);
+    return {
+      client: this.client,
+      release,
+      fail: async () => {
+        try {
+          if (this.embedded) await this.drain();
+        } finally {
+          release();
+        }
+      },
+    };
   }
 
   close(): Promise<void> {
@@ -90,7 +137,7 @@ export async function openSession(
       clickhouse_settings: SESSION_SETTINGS,
       request_timeout: 600_000,
     });
-    return new ReaderSession(client, false);
+    return new ReaderSession(client, false, opts);
   }
   // A second chdb session on the pipeline's data directory: same data, its own settings.
   const dir = path.join(config.DATA_DIR, 'clickhouse');
@@ -100,5 +147,5 @@ export async function openSession(
     clickhouse_settings: SESSION_SETTINGS,
   });
   if (opts.database) await client.command({ query: `USE ${opts.database}` });
-  return new ReaderSession(client, true);
+  return new ReaderSession(client, true, opts);
 }
