@@ -30,6 +30,31 @@ WHERE batch_seq <= {onTimeSeq:UInt64}
 GROUP BY account_id, usage_hour, metric, resource_id`;
 
 /**
+ * Replacing by key cannot remove a key: an aggregate row of the hour that this
+ * recomputation ({version}) did not produce would stay current. That happens when a fold
+ * round that still saw the hour's period open folded a batch numbered after the period's
+ * close_seq, and the batch brought a resource the hour had no row for: the closing
+ * recomputation counts that batch as late (an adjustment), so it produces no row for the
+ * resource, and without this the late usage would be billed twice, in the closed period
+ * and again as an adjustment. Every row older than the recomputation whose key it did not
+ * write is therefore stale. Listed first (usually none: one read of the hour's keys), then
+ * deleted by key, so the delete never runs for nothing.
+ */
+export const STALE_USAGE_KEYS_SQL = `
+SELECT account_id, toString(metric) AS metric, resource_id
+FROM billing.usage_hourly
+WHERE hour = {hour:DateTime('UTC')} AND version < {version:UInt64}
+  AND (account_id, metric, resource_id) NOT IN (
+      SELECT account_id, metric, resource_id FROM billing.usage_hourly
+      WHERE hour = {hour:DateTime('UTC')} AND version = {version:UInt64})
+GROUP BY account_id, metric, resource_id`;
+
+export const DELETE_STALE_USAGE_SQL = `
+DELETE FROM billing.usage_hourly
+WHERE hour = {hour:DateTime('UTC')} AND version < {version:UInt64}
+  AND (account_id, toString(metric), resource_id) IN {stale:Array(Tuple(String, String, String))}`;
+
+/**
  * Late samples: billed in the first period that was still open when they were accepted,
  * i.e. the first period whose close_seq is at or above their sequence number, or else the
  * period after the last one that started closing ({nextOpenPeriod}).

@@ -11,7 +11,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { ClickHouseClient } from '../lib/clickhouse.js';
+import { TupleParam } from '@clickhouse/client';
+import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { withLock } from '../lib/locks.js';
 import { PeriodicTask } from '../lib/periodic.js';
 import { RollupDebounce } from './rollup-debounce.js';
@@ -20,12 +21,14 @@ import { foldHours } from './rollup-fold.js';
 import type { RedisKeys } from '../schemas/queues.js';
 import { PeriodStateCache, rollupPeriodParams, UINT64_MAX, type PeriodState } from '../queries/periods.js';
 import {
+  DELETE_STALE_USAGE_SQL,
   PRUNE_ANALYTICS_SQL,
   ROLLUP_ADJUSTMENTS_SQL,
   ROLLUP_ANALYTICS_SQL,
   ROLLUP_STATS_SQL,
   ROLLUP_SUPPRESSION_SQL,
   ROLLUP_USAGE_SQL,
+  STALE_USAGE_KEYS_SQL,
 } from './rollup-sql.js';
 
 export interface RollupDeps {
@@ -72,11 +75,28 @@ export interface RollupContext {
  */
 export async function rollupHour(ch: ClickHouseClient, hour: number, version: number, ctx: RollupContext, through: number | string = UINT64_MAX): Promise<void> {
   const params = { hour, version, through: String(through), ...rollupPeriodParams(ctx.periods, hour) };
-  const queries = [ROLLUP_USAGE_SQL, ROLLUP_STATS_SQL];
+  await ch.command({ query: ROLLUP_USAGE_SQL, query_params: params });
+  // Before stats and analytics, which read the hour's rows back (rollup-sql.ts says why).
+  await deleteStaleUsage(ch, hour, version);
+  const queries = [ROLLUP_STATS_SQL];
   // Only hours of periods that started closing can have late samples.
   if (params.onTimeSeq !== UINT64_MAX) queries.push(ROLLUP_ADJUSTMENTS_SQL);
   for (const query of queries) await ch.command({ query, query_params: params });
   await rollupAnalytics(ch, hour, version, ctx);
+}
+
+/**
+ * Removes the hour's aggregate rows that the recomputation under `version` did not
+ * produce. A crash between the insert and this leaves the hour dirty (its mark is cleared
+ * only after rollupHour returns), so the next round repeats both under a newer version.
+ */
+async function deleteStaleUsage(ch: ClickHouseClient, hour: number, version: number): Promise<void> {
+  const stale = await queryRows<{ account_id: string; metric: string; resource_id: string }>(ch, STALE_USAGE_KEYS_SQL, { hour, version });
+  if (stale.length === 0) return;
+  await ch.command({
+    query: DELETE_STALE_USAGE_SQL,
+    query_params: { hour, version, stale: stale.map((r) => new TupleParam([r.account_id, r.metric, r.resource_id])) },
+  });
 }
 
 /** The hour's k-anonymous analytics, from its per-resource billing rows. */
