@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { acceptorFromConfig } from '../ingest/accept.js';
 import { loadTargets, PullCollector } from '../ingest/collectors/index.js';
 import { registerIngestRoutes } from '../ingest/routes.js';
+import { DAY_MS, ProducerTracker } from '../lib/producers.js';
 import type { RoleContext } from './context.js';
 
 /** Returns the pull collector when targets are configured (a bad target list stops start-up). */
@@ -17,7 +18,12 @@ export async function registerIngestRole(http: FastifyInstance, ctx: RoleContext
       metrics.samplesRejected.inc(rejected);
     },
   });
-  registerIngestRoutes(http, { acceptor, keys: ctx.keyRing, redis: ctx.redis.client, redisKeys: ctx.keys, bodyLimit: config.MAX_BODY_BYTES });
+  const producers = new ProducerTracker(ctx.redis.client, ctx.keys, {
+    maxTracked: config.PRODUCER_MAX_TRACKED,
+    maxGapRanges: config.PRODUCER_MAX_GAP_RANGES,
+    idleMs: config.PRODUCER_IDLE_DAYS * DAY_MS,
+  });
+  registerIngestRoutes(http, { acceptor, keys: ctx.keyRing, producers, bodyLimit: config.MAX_BODY_BYTES });
 
   if (!config.COLLECTOR_TARGETS_FILE && !config.COLLECTOR_TARGETS) return undefined;
   const { targets } = await loadTargets({ file: config.COLLECTOR_TARGETS_FILE, inline: config.COLLECTOR_TARGETS });

@@ -4,15 +4,13 @@ import type { KeyRing } from '../lib/auth.js';
 import { sendError } from '../lib/http-errors.js';
 import { BackpressureError, BatchTooLargeError, type BatchAcceptor, type RejectedItem } from './accept.js';
 import { registerSampleBodyParsers, samplesFromBody } from './body.js';
-import type { Redis } from 'ioredis';
-import { recordProducerSeq } from '../lib/producers.js';
-import type { RedisKeys } from '../schemas/queues.js';
+import type { ProducerTracker } from '../lib/producers.js';
 
 export interface IngestRouteDeps {
   acceptor: BatchAcceptor;
   keys: KeyRing;
-  redis: Redis;
-  redisKeys: RedisKeys;
+  /** X-Producer-Id/-Seq bookkeeping, bounded per producer and in total. */
+  producers: ProducerTracker;
   /** MAX_BODY_BYTES: the largest body, counted after decompression. */
   bodyLimit: number;
 }
@@ -35,13 +33,22 @@ function registerSamplesRoute(app: FastifyInstance, deps: IngestRouteDeps): void
   app.post('/v1/samples', { preHandler: deps.keys.require('producer') }, async (req, reply) => {
     const producer = producerHeaders(req.headers);
     if ('error' in producer) return sendError(reply, 400, 'invalid_producer_headers', producer.error);
+    if (producer.id !== undefined) {
+      // Refused before any work: a new id beyond PRODUCER_MAX_TRACKED must not cost Redis memory.
+      const admitted = await deps.producers.admit(producer.id);
+      if (!admitted.ok) {
+        reply.header('Retry-After', String(admitted.retryAfterS));
+        return sendError(reply, 429, 'too_many_producers', admitted.message);
+      }
+    }
     const decoded = samplesFromBody(req.body);
     if ('error' in decoded) return sendError(reply, 400, 'unreadable_body', decoded.error);
     if (decoded.items.length === 0) return sendError(reply, 400, 'empty_batch', 'the batch holds no samples');
     try {
       const result = await deps.acceptor.accept(decoded.items);
-      // The batch has been received (even if none of it was valid): no gap in the sequence.
-      if (producer.id !== undefined) await recordProducerSeq(deps.redis, deps.redisKeys, producer.id, producer.seq);
+      // Only a batch with accepted samples counts as received: a refused one leaves its
+      // number missing (nothing of it will be billed), and refused input costs no Redis memory.
+      if (producer.id !== undefined && result.accepted > 0) await deps.producers.record(producer.id, producer.seq);
       if (result.accepted === 0) {
         return sendError(reply, 400, 'no_valid_samples', 'no sample in the batch is valid; see details for each item', rejectedDetails(result.rejected));
       }

@@ -99,6 +99,19 @@ export const configSchema = z.object({
   /** Pull collectors: a JSON target list (ingest/collectors/README.md), from a file and/or inline. */
   COLLECTOR_TARGETS_FILE: z.string().min(1).optional(),
   COLLECTOR_TARGETS: z.string().min(2).optional(),
+  /**
+   * Per-key rate limits (issue 11), counted in Redis so they hold across ingest processes.
+   * 0 turns one off (benchmarks). Ingest counts requests: with MAX_BATCH_ITEMS that also
+   * bounds a key's samples per second.
+   */
+  INGEST_REQUESTS_PER_S: int(0, 1_000_000).default(500),
+  ANALYTICS_REQUESTS_PER_MIN: int(0, 1_000_000).default(300),
+  /** Producer sequence tracking (X-Producer-Id/-Seq): producers remembered at most… */
+  PRODUCER_MAX_TRACKED: int(1, 1_000_000).default(10_000),
+  /** …missing-number ranges remembered per producer (beyond it only their count)… */
+  PRODUCER_MAX_GAP_RANGES: int(1, 10_000).default(128),
+  /** …and how long an idle producer is remembered. */
+  PRODUCER_IDLE_DAYS: int(1, 3650).default(30),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
