@@ -3,6 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { errorBody } from '../lib/http-errors.js';
+import { isRedisUnavailable, REDIS_RETRY_AFTER_S, REDIS_UNAVAILABLE_MESSAGE } from '../lib/redis-unavailable.js';
 
 export interface HttpOptions {
   log: Logger;
@@ -31,6 +32,13 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
   });
 
   app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
+    // Redis down is an outage to wait out, not a bug: 503 with Retry-After (nothing was
+    // acknowledged, the client retries), never a 500.
+    if (isRedisUnavailable(err)) {
+      req.log.warn({ err: err.message }, 'Redis unavailable; answered 503');
+      reply.header('Retry-After', String(REDIS_RETRY_AFTER_S));
+      return reply.code(503).send(errorBody('redis_unavailable', REDIS_UNAVAILABLE_MESSAGE));
+    }
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'request failed');
     const code = status === 413 ? 'body_too_large' : status === 415 ? 'unsupported_media_type' : status < 500 ? 'bad_request' : 'internal';

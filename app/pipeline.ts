@@ -12,6 +12,7 @@ import { KeyRing } from '../lib/auth.js';
 import { resolveApiKeys } from '../lib/api-keys.js';
 import { createClickHouse, describeClickHouse, type ClickHouseClient } from '../lib/clickhouse.js';
 import { createMetrics } from '../lib/metrics.js';
+import { installRateLimits } from '../lib/rate-limit.js';
 import { connectRedis, type RedisHandle } from '../lib/redis.js';
 import { applyRetention } from '../lib/retention.js';
 import type { PullCollector } from '../ingest/collectors/index.js';
@@ -116,6 +117,17 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
         }
       },
     });
+    // Before the routes: the limits attach to matching routes as they are registered.
+    ctx.onClose(
+      await installRateLimits(http, {
+        keyRing: ctx.keyRing,
+        redis,
+        prefix: config.KEY_PREFIX,
+        ingestPerS: wants.ingest ? config.INGEST_REQUESTS_PER_S : 0,
+        analyticsPerMin: wants.api ? config.ANALYTICS_REQUESTS_PER_MIN : 0,
+        log,
+      }),
+    );
     if (wants.ingest) collector = await registerIngestRole(http, ctx);
     if (wants.api && ch) registerApiRole(http, ctx, ch);
 
