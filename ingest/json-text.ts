@@ -5,11 +5,12 @@
  *   before JSON.parse builds it (16 MB of `[` cost seconds and gigabytes to build).
  * - **Exact numbers.** JSON.parse turns every number into the nearest float64, so
  *   `0.10000000000000001` would arrive as 0.1 and be billed as its neighbour. A decimal of
- *   at most 15 significant digits always survives decimal → float64 → shortest decimal, so
- *   only a number written with more digits can be changed. One pass over the text (the
- *   same pass that measures nesting) looks for a run of 16 or more digits and points; only
- *   then does the slow path re-read the numbers, and every one a float64 does not hold
- *   exactly reaches validation as an `InexactNumber`, refused with its own text.
+ *   at most 15 significant digits survives decimal → float64 → shortest decimal unless its
+ *   exponent leaves float64's normal range, so only a number written with more digits or
+ *   with an exponent can be changed. One pass over the text (the same pass that measures
+ *   nesting) looks for a run of 16 or more digits and points, or an exponent; only then
+ *   does the slow path re-read the numbers, and every one a float64 does not hold exactly
+ *   reaches validation as an `InexactNumber`, refused with its own text.
  */
 import Big from 'big.js';
 import { InexactNumber } from '../schemas/sample.js';
@@ -31,7 +32,7 @@ export function parseJsonText(text: string): unknown {
 
 interface Scan {
   tooDeep: boolean;
-  /** A run of 16+ digits and points outside strings: a number that may not survive. */
+  /** A run of 16+ digits and points, or an exponent, outside strings: a number that may not survive. */
   longNumber: boolean;
 }
 
@@ -56,6 +57,8 @@ export function scanJsonText(text: string): Scan {
       if (++run >= 16) longNumber = true;
       continue;
     }
+    // An exponent right after digits: 7e-332 has one digit yet underflows to 0.
+    if ((c === 101 || c === 69) /* e E */ && run > 0) longNumber = true;
     run = 0;
     if (c === 91 /* [ */ || c === 123 /* { */) {
       if (++depth > MAX_JSON_DEPTH) return { tooDeep: true, longNumber };

@@ -33,8 +33,8 @@ function sample(over: Record<string, unknown> = {}): Record<string, unknown> {
   };
 }
 
-async function postRaw(p: TestPipeline, body: string | Uint8Array, headers: Record<string, string>) {
-  const res = await fetch(`${p.url}/v1/samples`, { method: 'POST', headers: { authorization: `Bearer ${KEYS.producer}`, ...headers }, body });
+async function postRaw(p: TestPipeline, body: string | Buffer, headers: Record<string, string>) {
+  const res = await fetch(`${p.url}/v1/samples`, { method: 'POST', headers: { authorization: `Bearer ${KEYS.producer}`, ...headers }, body: typeof body === 'string' ? body : new Uint8Array(body) });
   return { status: res.status, body: (await res.json()) as any };
 }
 
@@ -66,13 +66,18 @@ describe('hostile sample bodies', () => {
   it('refuses numbers that a float64 would change, naming the number as written', async () => {
     const body = `[${JSON.stringify(sample()).replace('"value":1', '"value":0.10000000000000001')},${JSON.stringify(
       sample({ metric: 'bandwidth_in' }),
-    ).replace('"value":1', '"value":9007199254740990.9')},${JSON.stringify(ack(sample({ value: 0.1 })))}]`;
+    ).replace('"value":1', '"value":9007199254740990.9')},${JSON.stringify(ack(sample({ value: 0.1 })))},${JSON.stringify(sample()).replace(
+      '"value":1',
+      '"value":7e-332',
+    )}]`;
     const res = await postRaw(p, body, { 'content-type': 'application/json' });
     expect(res.status).toBe(202);
     expect(res.body.accepted).toBe(1);
     expect(res.body.rejected).toEqual([
       { index: 0, errors: [{ path: 'value', message: 'value 0.10000000000000001 cannot be kept exactly as written (at most 15 significant digits)' }] },
       { index: 1, errors: [{ path: 'value', message: 'value 9007199254740990.9 cannot be kept exactly as written (at most 15 significant digits)' }] },
+      // One digit, but below float64's range: it would have been billed as 0.
+      { index: 3, errors: [{ path: 'value', message: 'value 7e-332 cannot be kept exactly as written (at most 15 significant digits)' }] },
     ]);
   });
 
