@@ -7,7 +7,7 @@
  * (issue 11: one request per new id with a huge number used to cost ~1.4 MB of Redis):
  *   - missing numbers are kept as ranges ("first-last"), so one gap costs one entry
  *     however wide it is;
- *   - at most `maxGapRanges` ranges per producer (the oldest ones; the newest beyond the
+ *   - at most `maxGapRanges` ranges per producer (the oldest ones; newer ones beyond the
  *     bound are kept only as a count);
  *   - at most `maxTracked` producers; a new one beyond that is refused before its batch
  *     is processed (429), since room only comes back as idle producers are forgotten;
@@ -78,8 +78,18 @@ if not redis.call('ZSCORE', seen, p) then
 end
 redis.call('ZADD', seen, now, p)
 local high = tonumber(redis.call('HGET', highs, p) or '-1')
+-- The oldest ranges are kept (they matter most to billing); one that would exceed the bound
+-- is only counted. Checked before adding, so the set never grows past the bound even for a
+-- moment (Redis keeps a small sorted set compact, a listpack, and never shrinks it back).
+local function keep(a, b)
+  if redis.call('ZCARD', gaps) < maxRanges then
+    redis.call('ZADD', gaps, a, fmt(a) .. '-' .. fmt(b))
+  else
+    redis.call('HINCRBY', untracked, p, fmt(b - a + 1))
+  end
+end
 if seq > high then
-  if seq > high + 1 then redis.call('ZADD', gaps, high + 1, fmt(high + 1) .. '-' .. fmt(seq - 1)) end
+  if seq > high + 1 then keep(high + 1, seq - 1) end
   redis.call('HSET', highs, p, fmt(seq))
 elseif seq < high then
   local r = redis.call('ZREVRANGEBYSCORE', gaps, seq, '-inf', 'LIMIT', 0, 1)
@@ -87,18 +97,12 @@ elseif seq < high then
     local a, b = parse(r[1])
     if seq <= b then
       redis.call('ZREM', gaps, r[1])
-      if a < seq then redis.call('ZADD', gaps, a, fmt(a) .. '-' .. fmt(seq - 1)) end
-      if seq < b then redis.call('ZADD', gaps, seq + 1, fmt(seq + 1) .. '-' .. fmt(b)) end
+      if a < seq then keep(a, seq - 1) end
+      if seq < b then keep(seq + 1, b) end
     end
   end
-end
--- Beyond the bound only a count is kept; the oldest gaps stay listed (they matter most
--- to billing). A number counted here that arrives later stays counted: we cannot tell it
--- from a re-sent duplicate.
-while redis.call('ZCARD', gaps) > maxRanges do
-  local top = redis.call('ZPOPMAX', gaps)
-  local a, b = parse(top[1])
-  redis.call('HINCRBY', untracked, p, fmt(b - a + 1))
+  -- A number counted beyond the bound that arrives later stays counted: it cannot be told
+  -- from a re-sent duplicate.
 end
 redis.call('PEXPIRE', gaps, idle)
 return 1`;

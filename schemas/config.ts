@@ -109,7 +109,7 @@ export const configSchema = z.object({
   /** Producer sequence tracking (X-Producer-Id/-Seq): producers remembered at most… */
   PRODUCER_MAX_TRACKED: int(1, 1_000_000).default(10_000),
   /** …missing-number ranges remembered per producer (beyond it only their count)… */
-  PRODUCER_MAX_GAP_RANGES: int(1, 10_000).default(128),
+  PRODUCER_MAX_GAP_RANGES: int(1, 10_000).default(100),
   /** …and how long an idle producer is remembered. */
   PRODUCER_IDLE_DAYS: int(1, 3650).default(30),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

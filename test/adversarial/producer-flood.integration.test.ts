@@ -130,7 +130,7 @@ describe('a producer-id flood', () => {
     await probe.del(`${p.config.KEY_PREFIX}:producer-gaps:${id}`);
     for (let seq = 0; seq <= 40; seq += 2) expect((await send([sample(`g-${seq}`)], id, seq)).status).toBe(202);
     expect(await probe.zcard(`${p.config.KEY_PREFIX}:producer-gaps:${id}`)).toBe(MAX_RANGES);
-    const mine = async () => ((await p.get('/v1/producers')).body.producers as { producer: string }[]).find((r) => r.producer === id);
+    const mine = async () => ((await p.get('/v1/producers')).body.producers as { producer: string; first_missing: number[] }[]).find((r) => r.producer === id);
     // 20 numbers missing (1, 3, …, 39): the oldest 8 listed, all 20 counted.
     expect(await mine()).toEqual({ producer: id, last_seq: 40, missing: 20, first_missing: [1, 3, 5, 7, 9, 11, 13, 15] });
     expect((await send([sample('g-3')], id, 3)).status).toBe(202); // a late retry closes its gap
