@@ -2,11 +2,14 @@
  * The leak scanner: reads every string value of every analytics table (and of any
  * dataset export given to it) and checks it against the identifiers present in billing
  * data (account and resource ids, whole or as a token inside a value) and against
- * identifier patterns (e-mail, IP address, host name, ARN, UUID, long random token).
+ * identifier patterns (e-mail, IP address, host name, ARN, UUID, long random token); and
+ * checks every published label value against the billing data of its hour: a value not on
+ * the label allow-list must be held by at least k accounts there.
  * Analytics must hold none of them; a hit is a privacy bug.
  */
 import { readFileSync } from 'node:fs';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
+import { DEFAULT_ANALYTICS_LABEL_PATTERN } from '../schemas/config.js';
 
 export interface LeakHit {
   /** `analytics.table.column`, or `file:column`. */
@@ -74,7 +77,72 @@ async function checkValues(ch: ClickHouseClient, source: string, values: string[
   return hits;
 }
 
-export async function scanAnalytics(ch: ClickHouseClient): Promise<ScanReport> {
+export interface ScanOptions {
+  /** ANALYTICS_LABEL_PATTERN and ANALYTICS_LABEL_VALUES: labels published however rare. */
+  labelPattern?: string;
+  labelValues?: readonly string[];
+  /** K_ANONYMITY, for hours whose rollup did not record the k it used (older data). */
+  k?: number;
+}
+
+/**
+ * Published label values that neither the allow-list nor k accounts vouch for: every
+ * region, zone and instance type in analytics (outside the placeholders '*', 'other' and
+ * 'unknown') must be on the allow-list or be held by at least k accounts in its hour's
+ * billing rows. The k is the one the rollup recorded for the hour. An hour whose billing
+ * rows no longer match what its rollup saw (an erasure since, or the rows' retention) is
+ * not judged: fewer holders there prove nothing.
+ */
+const RARE_LABELS_SQL = `
+WITH candidates AS (
+    SELECT DISTINCT hour, l.1 AS dim, l.2 AS value
+    FROM analytics.fleet_usage_hourly_versions
+    ARRAY JOIN [('region', toString(region)), ('zone', toString(zone)), ('instance_type', toString(instance_type))] AS l
+    WHERE value NOT IN ('*', 'other', 'unknown') AND NOT match(value, {labelPattern:String}) AND NOT has({labelValues:Array(String)}, value)
+),
+billed AS (
+    SELECT hour, toString(metric) AS metric, count() AS rows
+    FROM billing.usage_hourly FINAL
+    WHERE hour IN (SELECT hour FROM candidates)
+    GROUP BY hour, metric
+),
+judged AS (
+    SELECT s.hour AS hour, max(if(s.k > 0, s.k, {k:UInt32})) AS judged_k
+    FROM analytics.suppression_hourly AS s FINAL
+    LEFT JOIN billed AS b ON b.hour = s.hour AND b.metric = s.metric
+    WHERE s.hour IN (SELECT hour FROM candidates)
+    GROUP BY s.hour
+    HAVING min(b.rows = s.resources_total) = 1 AND judged_k > 0
+),
+holders AS (
+    SELECT hour, l.1 AS dim, l.2 AS value, uniqExact(account_id) AS accounts
+    FROM billing.usage_hourly FINAL
+    ARRAY JOIN [('region', toString(region)), ('zone', zone), ('instance_type', instance_type)] AS l
+    WHERE hour IN (SELECT hour FROM judged)
+    GROUP BY hour, dim, value
+)
+SELECT c.dim AS dim, c.value AS value, toString(c.hour) AS hour, h.accounts AS accounts, j.judged_k AS k
+FROM candidates AS c
+INNER JOIN judged AS j ON j.hour = c.hour
+LEFT JOIN holders AS h ON h.hour = c.hour AND h.dim = c.dim AND h.value = c.value
+WHERE h.accounts < j.judged_k
+ORDER BY c.dim, c.value, c.hour
+SETTINGS join_use_nulls = 0`;
+
+async function rareLabelHits(ch: ClickHouseClient, opts: ScanOptions): Promise<LeakHit[]> {
+  const rows = await queryRows<{ dim: string; value: string; hour: string; accounts: number; k: number }>(ch, RARE_LABELS_SQL, {
+    labelPattern: opts.labelPattern ?? DEFAULT_ANALYTICS_LABEL_PATTERN,
+    labelValues: opts.labelValues ?? [],
+    k: opts.k ?? 0,
+  });
+  return rows.map((r) => ({
+    source: `analytics.fleet_usage_hourly_versions.${r.dim}`,
+    value: r.value,
+    reason: `label held by ${r.accounts} account(s) in hour ${r.hour}, fewer than k = ${r.k}, and not on the label allow-list`,
+  }));
+}
+
+export async function scanAnalytics(ch: ClickHouseClient, opts: ScanOptions = {}): Promise<ScanReport> {
   const columns = await queryRows<{ table: string; name: string }>(
     ch,
     `SELECT c.table AS table, c.name AS name FROM system.columns AS c
@@ -94,6 +162,7 @@ export async function scanAnalytics(ch: ClickHouseClient): Promise<ScanReport> {
     report.values += values.length;
     report.hits.push(...(await checkValues(ch, `analytics.${table}.${name}`, values)));
   }
+  report.hits.push(...(await rareLabelHits(ch, opts)));
   return report;
 }
 

@@ -21,6 +21,23 @@ export interface ApiKey {
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+/**
+ * Label values that are public names, not customer data: cloud region and zone names
+ * (eu-west-1, us-east-2b) and instance type names (m5.large, db.r5.4xlarge). Written for
+ * both RE2 (ClickHouse match()) and JavaScript.
+ */
+export const DEFAULT_ANALYTICS_LABEL_PATTERN =
+  '^(?:[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}[a-z]?|(?:db[.])?[a-z][a-z0-9]*[.][0-9]*(?:nano|micro|small|medium|large|xlarge|metal))$';
+
+function isRegExp(s: string): boolean {
+  try {
+    new RegExp(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const apiKeysSchema = z
   .string()
   .transform((raw, ctx): ApiKey[] => {
@@ -71,6 +88,19 @@ export const configSchema = z.object({
   ANALYTICS_ATTRIBUTES: z
     .string()
     .default('instance_type,zone')
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
+  /**
+   * Label values (region, zone, instance_type) published as written even when fewer than
+   * K_ANONYMITY accounts share them: a regular expression (RE2, anchored with ^…$)…
+   */
+  ANALYTICS_LABEL_PATTERN: z
+    .string()
+    .default(DEFAULT_ANALYTICS_LABEL_PATTERN)
+    .refine((s) => s.startsWith('^') && s.endsWith('$') && isRegExp(s), 'must be a regular expression anchored with ^ and $'),
+  /** …and exact values (comma-separated). Anything else needs K_ANONYMITY accounts or becomes '*'. */
+  ANALYTICS_LABEL_VALUES: z
+    .string()
+    .default('')
     .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
   /** Batch jobs a worker holds at once: their rows are coalesced into one insert. */
   WORKER_CONCURRENCY: int(1, 256).default(16),

@@ -64,10 +64,14 @@ describe('anonymized analytics', () => {
     ]);
     const [report] = await queryRows<Record<string, unknown>>(
       p.ch!,
-      "SELECT resources_total, resources_generalized, resources_zone_generalized, resources_suppressed FROM analytics.suppression_hourly FINAL WHERE hour = {hour:String} AND metric = 'cpu'",
+      "SELECT resources_total, resources_generalized, resources_zone_generalized, resources_label_generalized, label_values_generalized, resources_suppressed, k FROM analytics.suppression_hourly FINAL WHERE hour = {hour:String} AND metric = 'cpu'",
       { hour },
     );
-    expect(report).toEqual({ resources_total: 14, resources_generalized: 8, resources_zone_generalized: 3, resources_suppressed: 3 });
+    // Every label here is a region, zone or instance type name on the default allow-list
+    // (or the 'other' placeholder): none is withheld as a value.
+    expect(report).toEqual({
+      resources_total: 14, resources_generalized: 8, resources_zone_generalized: 3, resources_label_generalized: 0, label_values_generalized: 0, resources_suppressed: 3, k: K,
+    });
   });
 
   it('finds no identifier in a clean analytics database', async () => {

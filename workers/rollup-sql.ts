@@ -91,22 +91,43 @@ SELECT {hour:DateTime('UTC')},
             GROUP BY id)),
        {through:UInt64}, {version:UInt64}`;
 
+/** Looks like a label, not an identifier: short, lower-case, no IP address or long random token. */
+const LABEL_SHAPE = (expr: string) => `(match(${expr}, '^[a-z0-9][a-z0-9._-]{0,39}$')
+    AND NOT match(${expr}, '^[0-9]+([.][0-9]+){3}$')
+    AND NOT match(${expr}, '[a-z0-9]{16,}'))`;
+
 /**
- * An attribute reaches analytics only if it is allow-listed and looks like a label, not an
- * identifier: short, lower-case, no e-mail, IP address or long random token. Anything
- * else becomes 'other'.
+ * An attribute reaches analytics only if it is allow-listed and looks like a label (no
+ * e-mail either: '@' is not in the shape). Anything else becomes 'other' ('unknown' when
+ * absent).
  */
 const SAFE_LABEL = (allowParam: string, expr: string) => `if(
-    {${allowParam}:UInt8} = 1
-    AND match(${expr}, '^[a-z0-9][a-z0-9._-]{0,39}$')
-    AND NOT match(${expr}, '^[0-9]+([.][0-9]+){3}$')
-    AND NOT match(${expr}, '[a-z0-9]{16,}'),
+    {${allowParam}:UInt8} = 1 AND ${LABEL_SHAPE(expr)},
     ${expr}, if(${expr} = '', 'unknown', 'other'))`;
 
 /**
- * k-anonymity by generalization along a declared hierarchy. Each resource's hourly usage
- * lands in the finest cell region × zone × resource_type × instance_type × metric that
- * covers at least k distinct accounts:
+ * A label value (region, zone, instance_type) is published as written only if it is on
+ * the operator's allow-list ({labelValues}, {labelPattern}: public names such as regions
+ * and instance types) or at least k accounts share it in the hour ({holders}), since a
+ * value only a few accounts send can name them (a fake "region" equal to an account id,
+ * a project name, a customer's site). Never if it equals an account or resource id
+ * ({identifiers}, looked up in billing by the caller): sharing alone does not stop k fake
+ * accounts from all sending a victim's id. Anything else becomes '*', exactly as a small
+ * cohort's labels do, and the resource goes down the ladder below with it. 'other' and
+ * 'unknown' are this product's own placeholders.
+ */
+const PUBLISHED_LABEL = (expr: string, holders: string) => `if(
+    NOT has({identifiers:Array(String)}, ${expr})
+    AND (${expr} IN ('other', 'unknown', '*')
+         OR (${LABEL_SHAPE(expr)}
+             AND (has({labelValues:Array(String)}, ${expr}) OR match(${expr}, {labelPattern:String}) OR ${holders} >= {k:UInt32}))),
+    ${expr}, '*')`;
+
+/**
+ * k-anonymity by generalization along a declared hierarchy. First every label value that
+ * is neither allow-listed nor shared by k accounts becomes '*' (PUBLISHED_LABEL). Then each
+ * resource's hourly usage lands in the finest cell region × zone × resource_type ×
+ * instance_type × metric that covers at least k distinct accounts:
  *   level 0  the fine cell;
  *   level 1  instance_type generalized to '*' (the zone's small cells pooled);
  *   level 2  zone generalized to '*' too (the region's remaining small cells pooled).
@@ -116,11 +137,11 @@ const SAFE_LABEL = (allowParam: string, expr: string) => `if(
  * an adjustment does not change the fleet figures of its closed period.
  */
 const COHORT_CTES = `
-per_resource AS (
+hour_rows AS (
     -- One row per account × resource × metric: the hour's billing rows, just written.
-    SELECT account_id, resource_id, metric, region, toString(resource_type) AS resource_type,
-           ${SAFE_LABEL('allowInstanceType', 'instance_type')} AS fine_instance_type,
-           ${SAFE_LABEL('allowZone', 'zone')} AS fine_zone,
+    SELECT account_id, resource_id, metric, region AS region_in, toString(resource_type) AS resource_type,
+           ${SAFE_LABEL('allowInstanceType', 'instance_type')} AS instance_type_in,
+           ${SAFE_LABEL('allowZone', 'zone')} AS zone_in,
            base_total AS base,
            samples
     FROM billing.usage_hourly FINAL
@@ -128,9 +149,29 @@ per_resource AS (
     -- The hour index skips other hours' granules (safe under FINAL: versions share the hour).
     SETTINGS use_skip_indexes_if_final = 1
 ),
+holders AS (
+    -- How many accounts share each value, per dimension, across the whole hour.
+    SELECT *,
+           uniqExact(account_id) OVER (PARTITION BY region_in) AS region_holders,
+           uniqExact(account_id) OVER (PARTITION BY zone_in) AS zone_holders,
+           uniqExact(account_id) OVER (PARTITION BY instance_type_in) AS instance_type_holders
+    FROM hour_rows
+),
+labelled AS (
+    SELECT account_id, resource_id, metric, resource_type, base, samples,
+           ${PUBLISHED_LABEL('region_in', 'region_holders')} AS region,
+           ${PUBLISHED_LABEL('zone_in', 'zone_holders')} AS fine_zone,
+           ${PUBLISHED_LABEL('instance_type_in', 'instance_type_holders')} AS fine_instance_type,
+           -- The values withheld, only to be counted (never written anywhere).
+           arrayFilter(x -> x != '', [
+               if(region != region_in, concat('region=', region_in), ''),
+               if(fine_zone != zone_in, concat('zone=', zone_in), ''),
+               if(fine_instance_type != instance_type_in, concat('instance_type=', instance_type_in), '')]) AS withheld
+    FROM holders
+),
 level0 AS (
     SELECT *, uniqExact(account_id) OVER (PARTITION BY region, resource_type, fine_zone, fine_instance_type, metric) AS n0
-    FROM per_resource
+    FROM labelled
 ),
 level1 AS (
     SELECT *, uniqExact(account_id) OVER (PARTITION BY region, resource_type, fine_zone, metric) AS n1
@@ -138,16 +179,17 @@ level1 AS (
     WHERE n0 < {k:UInt32}
 ),
 cells AS (
-    SELECT account_id, metric, region, resource_type, base, samples,
+    SELECT account_id, metric, region, resource_type, base, samples, withheld,
            fine_zone AS cell_zone, fine_instance_type AS cell_instance_type, 0 AS level
     FROM level0 WHERE n0 >= {k:UInt32}
     UNION ALL
-    SELECT account_id, metric, region, resource_type, base, samples,
+    SELECT account_id, metric, region, resource_type, base, samples, withheld,
            if(n1 >= {k:UInt32}, fine_zone, '*'), '*', if(n1 >= {k:UInt32}, 1, 2)
     FROM level1
 ),
 published AS (
     SELECT region, cell_zone, resource_type, cell_instance_type, metric, max(level) AS level,
+           max(notEmpty(withheld)) AS labels_withheld,
            uniqExact(account_id) AS accounts, count() AS resources, sum(samples) AS samples,
            sum(base) AS total, avg(toFloat64(base)) AS mean,
            quantileExact(0.5)(toFloat64(base)) AS p50, quantileExact(0.95)(toFloat64(base)) AS p95,
@@ -163,20 +205,45 @@ INSERT INTO analytics.fleet_usage_hourly_versions
 WITH ${COHORT_CTES}
 SELECT {hour:DateTime('UTC')}, region, cell_zone, resource_type, cell_instance_type, toString(metric),
        accounts, resources, samples, total, mean, p50, p95, max,
-       level > 0, {version:UInt64}
+       level > 0 OR labels_withheld = 1, {version:UInt64}
 FROM published`;
 
 export const ROLLUP_SUPPRESSION_SQL = `
 INSERT INTO analytics.suppression_hourly
-    (hour, metric, resources_total, resources_generalized, resources_zone_generalized, resources_suppressed, version)
+    (hour, metric, resources_total, resources_generalized, resources_zone_generalized, resources_label_generalized,
+     label_values_generalized, resources_suppressed, k, version)
 WITH ${COHORT_CTES}
 SELECT {hour:DateTime('UTC')}, toString(c.metric),
        count(), countIf(c.level >= 1), countIf(c.level = 2),
+       -- Resources with a label value withheld, and how many distinct values were withheld.
+       countIf(notEmpty(c.withheld)), length(groupUniqArrayArray(c.withheld)),
        countIf((c.region, c.cell_zone, c.resource_type, c.cell_instance_type, c.metric) NOT IN
                (SELECT region, cell_zone, resource_type, cell_instance_type, metric FROM published)),
-       {version:UInt64}
+       {k:UInt32}, {version:UInt64}
 FROM cells AS c
 GROUP BY c.metric`;
+
+/**
+ * The hour's label values that could be published (label-shaped), for the identifier
+ * lookup below. Every version's rows: a superset is harmless.
+ */
+export const LABEL_CANDIDATES_SQL = `
+SELECT DISTINCT v
+FROM (SELECT arrayJoin([region, instance_type, zone]) AS v FROM billing.usage_hourly WHERE hour = {hour:DateTime('UTC')})
+WHERE ${LABEL_SHAPE('v')}`;
+
+/**
+ * Which of {values} are account or resource ids anywhere in billing: such a value is never
+ * a label, however many accounts send it. Account ids lead usage_hourly's sort key and
+ * billing.accounts'; resource ids have a bloom filter (migration 0030).
+ */
+export const BILLING_IDENTIFIERS_SQL = `
+SELECT DISTINCT id FROM (
+    SELECT account_id AS id FROM billing.usage_hourly WHERE account_id IN {values:Array(String)}
+    UNION ALL
+    SELECT resource_id FROM billing.usage_hourly WHERE resource_id IN {values:Array(String)}
+    UNION ALL
+    SELECT account_id FROM billing.accounts WHERE account_id IN {values:Array(String)})`;
 
 /** Old versions are invisible through the view; this reclaims their space. */
 export const PRUNE_ANALYTICS_SQL = `

@@ -20,8 +20,11 @@ import { advanceFoldWatermark } from '../lib/fold-watermark.js';
 import { foldHours } from './rollup-fold.js';
 import type { RedisKeys } from '../schemas/queues.js';
 import { PeriodStateCache, rollupPeriodParams, UINT64_MAX, type PeriodState } from '../queries/periods.js';
+import { DEFAULT_ANALYTICS_LABEL_PATTERN } from '../schemas/config.js';
 import {
+  BILLING_IDENTIFIERS_SQL,
   DELETE_STALE_USAGE_SQL,
+  LABEL_CANDIDATES_SQL,
   PRUNE_ANALYTICS_SQL,
   ROLLUP_ADJUSTMENTS_SQL,
   ROLLUP_ANALYTICS_SQL,
@@ -39,6 +42,8 @@ export interface RollupDeps {
   k: number;
   /** The analytics allow-list: which attributes may become cohort labels. */
   analyticsAttributes: readonly string[];
+  /** Label values published however few accounts share them (default: DEFAULT_LABEL_ALLOW_LIST). */
+  labelAllowList?: LabelAllowList;
   /** Rounds run at least this often… */
   intervalMs: number;
   /** …and, when kicked (a batch was written), as soon as this long after the previous one. */
@@ -62,9 +67,18 @@ return 0`;
 
 const PRUNE_EVERY_MS = 60_000;
 
+/** ANALYTICS_LABEL_PATTERN and ANALYTICS_LABEL_VALUES: see rollup-sql.ts PUBLISHED_LABEL. */
+export interface LabelAllowList {
+  pattern: string;
+  values: readonly string[];
+}
+
+export const DEFAULT_LABEL_ALLOW_LIST: LabelAllowList = { pattern: DEFAULT_ANALYTICS_LABEL_PATTERN, values: [] };
+
 export interface RollupContext {
   k: number;
   analyticsAttributes: readonly string[];
+  labelAllowList?: LabelAllowList;
   /** Billing periods that started closing, oldest first: they split on-time from late. */
   periods: readonly PeriodState[];
 }
@@ -102,8 +116,19 @@ async function deleteStaleUsage(ch: ClickHouseClient, hour: number, version: num
 /** The hour's k-anonymous analytics, from its per-resource billing rows. */
 export async function rollupAnalytics(ch: ClickHouseClient, hour: number, version: number, ctx: Omit<RollupContext, 'periods'>): Promise<void> {
   const allowed = (name: string) => (ctx.analyticsAttributes.includes(name) ? 1 : 0);
-  const params = { hour, version, k: ctx.k, allowInstanceType: allowed('instance_type'), allowZone: allowed('zone') };
+  const labels = ctx.labelAllowList ?? DEFAULT_LABEL_ALLOW_LIST;
+  const params = {
+    hour, version, k: ctx.k, allowInstanceType: allowed('instance_type'), allowZone: allowed('zone'),
+    labelPattern: labels.pattern, labelValues: labels.values, identifiers: await labelIdentifiers(ch, hour),
+  };
   for (const query of [ROLLUP_ANALYTICS_SQL, ROLLUP_SUPPRESSION_SQL]) await ch.command({ query, query_params: params });
+}
+
+/** The hour's would-be label values that are account or resource ids somewhere in billing. */
+async function labelIdentifiers(ch: ClickHouseClient, hour: number): Promise<string[]> {
+  const values = (await queryRows<{ v: string }>(ch, LABEL_CANDIDATES_SQL, { hour })).map((r) => r.v);
+  if (values.length === 0) return [];
+  return (await queryRows<{ id: string }>(ch, BILLING_IDENTIFIERS_SQL, { values })).map((r) => r.id);
 }
 
 export class RollupScheduler {
@@ -149,7 +174,12 @@ export class RollupScheduler {
     // Period states are read after the hours to work on (in fold() and below): a period
     // that started closing before a batch or the closer marked its hour is seen, so that
     // hour is split with the period's close_seq.
-    const context = async (): Promise<RollupContext> => ({ k: this.deps.k, analyticsAttributes: this.deps.analyticsAttributes, periods: await this.periodStates.get() });
+    const context = async (): Promise<RollupContext> => ({
+      k: this.deps.k,
+      analyticsAttributes: this.deps.analyticsAttributes,
+      ...(this.deps.labelAllowList ? { labelAllowList: this.deps.labelAllowList } : {}),
+      periods: await this.periodStates.get(),
+    });
     // Raw rows of an hour older than this may be partly deleted by their TTL already;
     // recomputing from them would shrink a bill. Ingest refuses samples that old, so such
     // an hour only gets rows if its batch waited half a day: it is reported, not recomputed.
