@@ -88,10 +88,16 @@ export class PeriodCloser {
       const closeSeq = Number((await redis.get(keys.batchSeq)) ?? 0);
       state = { period, status: 'closing', close_seq: closeSeq, closed_at: null, export_sha256: '' };
       await writeState(ch, state);
-      await redis.incr(keys.periodsVersion);
       log.info({ period, closeSeq }, 'billing period closing: later samples become adjustments');
     }
     if (!this.marked.has(period)) {
+      // Bumped here, before the hours are marked, and not only right after the state is
+      // written: if a crash or a Redis error came between writing the state and bumping,
+      // the rollup's cached states would still show the period open for a while, and it
+      // could recompute a marked hour without the split and clear its mark, and the
+      // period would close with late usage in it. A rollup round reads the version after
+      // the dirty hours, so one that sees these marks sees the closing state.
+      await redis.incr(keys.periodsVersion);
       await this.markHoursDirty(period);
       this.marked.add(period);
     }

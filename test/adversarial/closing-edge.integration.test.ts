@@ -14,15 +14,20 @@
  * new resource's row survives in P (replacing by key cannot replace a key the
  * recomputation no longer produces) and the late usage is billed twice, in P's closed
  * totals and again as an adjustment.
+ *
+ * A second interleaving: the closer writes P's closing state and stops (a crash, a Redis
+ * error) before bumping the version the rollup's state cache watches. Its next round marks
+ * P's hours dirty; the rollup must then recompute them with the split, not with its
+ * cached view of P as open.
  */
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createClickHouse, insertNdjson, queryRows, type ClickHouseClient } from '../../lib/clickhouse.js';
 import { markWrittenInPipeline } from '../../lib/fold-watermark.js';
 import { claimSequence } from '../../lib/inflight.js';
 import { createLogger } from '../../lib/log.js';
-import { periodRecords, type ExportRecord } from '../../queries/period-export.js';
+import { exportDigest, periodRecords, type ExportRecord } from '../../queries/period-export.js';
 import { migrate } from '../../schemas/migrate.js';
 import { redisKeys } from '../../schemas/queues.js';
 import { encodeRawRow, RAW_INSERT_TARGET, RAW_ROW_FORMAT, type RawRow } from '../../schemas/raw-row.js';
@@ -49,22 +54,18 @@ interface Sent {
 
 describe('closing a period while a batch for its hours is folded', () => {
   const scratch = scratchDirs();
-  const keys = redisKeys(PREFIX);
   let ch: ClickHouseClient;
   let redis: Redis;
+  let keys: ReturnType<typeof redisKeys>;
   let rollup: RollupScheduler;
   let closer: PeriodCloser;
-  const sent: Sent[] = [];
+  let sent: Sent[] = [];
+  let run = 0;
 
   beforeAll(async () => {
     ch = createClickHouse({ CLICKHOUSE_URL: undefined, CLICKHOUSE_USER: 'default', CLICKHOUSE_PASSWORD: '', DATA_DIR: path.join(scratch('closing-edge-'), 'ch') });
     await migrate(ch);
     redis = new Redis(REDIS_URL);
-    const log = createLogger('silent');
-    // Neither is started: the test runs each round itself, in the order it wants.
-    rollup = new RollupScheduler({ ch, redis, keys, log, k: 2, analyticsAttributes: [], intervalMs: 3_600_000, rawRetentionDays: 400, quietMs: 0, maxDelayMs: 0 });
-    // "Now" is just after P's end, with no grace: P is due, the next month is not.
-    closer = new PeriodCloser({ ch, redis, keys, log, graceMs: 0, intervalMs: 3_600_000, now: () => NEXT + HOUR_MS });
   });
   afterAll(async () => {
     await ch?.close();
@@ -73,6 +74,20 @@ describe('closing a period while a batch for its hours is folded', () => {
       if (found.length > 0) await redis.del(...found);
       redis.disconnect();
     }
+  });
+
+  // One embedded engine per process: each scenario empties it and takes fresh Redis keys.
+  beforeEach(async () => {
+    for (const t of ['billing.samples_raw', 'billing.usage_hourly', 'billing.ingest_stats_hourly', 'billing.adjustments_hourly', 'billing.periods']) {
+      await ch.command({ query: `TRUNCATE TABLE ${t}` });
+    }
+    keys = redisKeys(`${PREFIX}:${++run}`);
+    sent = [];
+    const log = createLogger('silent');
+    // Neither is started: the test runs each round itself, in the order it wants.
+    rollup = new RollupScheduler({ ch, redis, keys, log, k: 2, analyticsAttributes: [], intervalMs: 3_600_000, rawRetentionDays: 400, quietMs: 0, maxDelayMs: 0 });
+    // "Now" is just after P's end, with no grace: P is due, the next month is not.
+    closer = new PeriodCloser({ ch, redis, keys, log, graceMs: 0, intervalMs: 3_600_000, now: () => NEXT + HOUR_MS });
   });
 
   /** What ingest and the batch writer do for one batch: claim a sequence, insert, mark written. */
@@ -88,6 +103,14 @@ describe('closing a period while a batch for its hours is folded', () => {
     sent.push({ seq, resource, value });
     return seq;
   }
+
+  /** What PeriodCloser's first step writes: P closing, with the close_seq it read. */
+  const writeClosingState = (closeSeq: number) =>
+    ch.insert({
+      table: 'billing.periods',
+      format: 'JSONEachRow',
+      values: [{ period: new Date(P).toISOString().slice(0, 10), status: 'closing', close_seq: closeSeq, closed_at: null, export_sha256: '', version: Date.now() * 1000 }],
+    });
 
   const records = async (period: number): Promise<ExportRecord[]> => {
     const out: ExportRecord[] = [];
@@ -117,11 +140,7 @@ describe('closing a period while a batch for its hours is folded', () => {
 
     // 3. …then records P as closing with the close_seq it read (what PeriodCloser's first
     // step writes), and bumps the version readers' caches watch.
-    await ch.insert({
-      table: 'billing.periods',
-      format: 'JSONEachRow',
-      values: [{ period: new Date(P).toISOString().slice(0, 10), status: 'closing', close_seq: closeSeq, closed_at: null, export_sha256: '', version: Date.now() * 1000 }],
-    });
+    await writeClosingState(closeSeq);
     await redis.incr(keys.periodsVersion);
     // The closer's own round finds P closing, marks its hours dirty and waits for them.
     expect(await closer.runOnce()).toEqual([]);
@@ -132,8 +151,14 @@ describe('closing a period while a batch for its hours is folded', () => {
     expect(await redis.hexists(keys.dirtyHours, String(HOUR_S))).toBe(0);
     expect(await closer.runOnce()).toEqual([new Date(P).toISOString().slice(0, 10)]);
 
-    // Independent expectation: batches numbered up to close_seq are P's usage; later ones
-    // are adjustments billed in the next open period, tied to P.
+    await expectSplitAt(closeSeq);
+  });
+
+  /**
+   * Independent expectation: batches numbered up to close_seq are P's usage; later ones
+   * are adjustments billed in the next open period, tied to P.
+   */
+  async function expectSplitAt(closeSeq: number): Promise<void> {
     const onTime = sent.filter((s) => s.seq <= closeSeq);
     const late = sent.filter((s) => s.seq > closeSeq);
     expect(onTime.length).toBe(1);
@@ -147,8 +172,32 @@ describe('closing a period while a batch for its hours is folded', () => {
     expect(next.map((r) => ({ kind: r.kind, original: r.original_period, base: r.base_total }))).toEqual([
       { kind: 'adjustment', original: new Date(P).toISOString().slice(0, 7), base: sum(late) },
     ]);
-    // No aggregate row of P holds the late resource any more.
+    // No aggregate row of P holds the late resource.
     const rows = await queryRows<{ resource_id: string }>(ch, `SELECT resource_id FROM billing.usage_hourly FINAL WHERE hour = {h:DateTime('UTC')} ORDER BY resource_id`, { h: HOUR_S });
     expect(rows.map((r) => r.resource_id)).toEqual(onTime.map((s) => s.resource));
+    // Closed is closed: the recorded fingerprint is the export's, and more rounds change nothing.
+    const digest = await exportDigest(ch, new Date(P).toISOString().slice(0, 7));
+    const [state] = await queryRows<{ export_sha256: string }>(ch, `SELECT export_sha256 FROM billing.periods FINAL WHERE period = {p:Date}`, { p: new Date(P).toISOString().slice(0, 10) });
+    expect(state?.export_sha256).toBe(digest);
+    await rollup.runOnce();
+    await closer.runOnce();
+    expect(await exportDigest(ch, new Date(P).toISOString().slice(0, 7))).toBe(digest);
+  }
+
+  it('forgets the state a closer wrote but did not announce, once the closer marks the hours', async () => {
+    // An on-time resource, folded while P is open; the rollup caches P's state as open.
+    await writeBatch('vm-edge-1', '10.5');
+    await rollup.runOnce();
+    // The closer writes P's closing state, and stops before bumping the version.
+    const closeSeq = Number(await redis.get(keys.batchSeq));
+    await writeClosingState(closeSeq);
+    // A late batch for P's hour, with a new resource.
+    await writeBatch('vm-edge-2', '7.25');
+    // The closer's next round finds the state, marks P's hours dirty and waits for them.
+    expect(await closer.runOnce()).toEqual([]);
+    // The rollup recomputes them: with the split, though its cache was fresh a moment ago.
+    await rollup.runOnce();
+    expect(await closer.runOnce()).toEqual([new Date(P).toISOString().slice(0, 10)]);
+    await expectSplitAt(closeSeq);
   });
 });
