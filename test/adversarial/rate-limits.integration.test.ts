@@ -6,6 +6,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from 'node:net';
+import { isRedisUnavailable } from '../../lib/redis-unavailable.js';
 import { RedisServer, freePort } from '../faults/support/processes.js';
 import { KEYS, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
 
@@ -135,5 +137,18 @@ describe('Redis unavailable', () => {
       }
       expect(status).toBe(202);
     }
+  });
+
+  it('tells a dead Redis by error class and code, not by message text', async () => {
+    const port = await freePort();
+    const client = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+    client.on('error', () => undefined);
+    const gaveUp = await client.get('x').catch((e: unknown) => e);
+    client.disconnect();
+    expect((gaveUp as Error).name).toBe('MaxRetriesPerRequestError');
+    expect(isRedisUnavailable(gaveUp)).toBe(true);
+    const refused = await new Promise<unknown>((resolve) => connect(port, '127.0.0.1').once('error', resolve));
+    expect(isRedisUnavailable(refused)).toBe(true); // ECONNREFUSED
+    expect(isRedisUnavailable(new Error('Redis connection is down'))).toBe(false);
   });
 });
