@@ -1,8 +1,8 @@
 /** The Fastify instance every role serves: error shape, body parsing, health and metrics. */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { errorBody } from '../lib/http-errors.js';
+import { errorBody, type ApiErrorBody } from '../lib/http-errors.js';
 import { isRedisUnavailable, REDIS_RETRY_AFTER_S, REDIS_UNAVAILABLE_MESSAGE } from '../lib/redis-unavailable.js';
 
 export interface HttpOptions {
@@ -17,18 +17,33 @@ export interface HttpOptions {
   beforeScrape?: () => Promise<void>;
 }
 
+/** The router's own refusals (a path it cannot decode or route) in the API's error shape. */
+function frameworkErrorBody(err: FastifyError): [number, ApiErrorBody] {
+  if (err.code === 'FST_ERR_BAD_URL') return [400, errorBody('invalid_path', 'the path is not valid percent-encoded UTF-8')];
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return [414, errorBody('uri_too_long', 'a path segment is longer than 2048 characters (account ids are at most 128 characters)')];
+  const status = err.statusCode ?? 500;
+  return status >= 400 && status < 500 ? [status, errorBody('bad_request', err.message)] : [500, errorBody('internal', 'internal error; the request can be retried')];
+}
+
 export function createHttpServer(opts: HttpOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.log as FastifyBaseLogger,
     bodyLimit: opts.bodyLimit,
     // The pipeline sits behind load balancers with their own timeouts; keep ours generous.
     requestTimeout: 120_000,
-    // Account ids are up to 128 characters (LIMITS.accountIdLength) and the router counts
-    // the percent-encoded path segment. One character is at most 4 UTF-8 bytes, 12 when
-    // each byte is written %XX, so 128 × 12 = 1536 admits every id ingest accepts; the
-    // default (100) answered 414 for ids of 101–128 characters, which could then be
-    // neither exported nor erased. The route checks the decoded id against the real rule.
-    maxParamLength: 1536,
+    // Account ids are up to 128 characters (LIMITS.accountIdLength, counted in code points)
+    // and the router measures the percent-encoded path segment: a character is at most 4
+    // UTF-8 bytes, 12 once each byte is written %XX, so a valid id is at most 128 × 12 =
+    // 1536. The default (100) answered 414 for ids of 101–128 characters, which could then
+    // be neither exported nor erased. 2048 leaves room for an id a little too long to get
+    // the route's specific 400 (the route checks the decoded id against the real rule).
+    routerOptions: { maxParamLength: 2048 },
+    // What the router refuses before any route runs gets the API's error shape too (it
+    // answered Fastify's own {error:"Bad Request",…}, echoing the whole path).
+    frameworkErrors: (err, _req, reply) => {
+      const [status, body] = frameworkErrorBody(err);
+      return (reply as unknown as FastifyReply).code(status).send(body);
+    },
   });
 
   app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {

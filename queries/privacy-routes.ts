@@ -7,12 +7,13 @@ import { z } from 'zod';
 import type { KeyRing } from '../lib/auth.js';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { sendError } from '../lib/http-errors.js';
-import { parseTimeBound } from '../lib/time.js';
+import { timeBoundSchema } from '../lib/time.js';
 import type { ErasureJob, RedisKeys } from '../schemas/queues.js';
-import { LIMITS } from '../schemas/sample.js';
+import { textField } from '../schemas/text.js';
 import { erasureStatus, requestErasure } from '../workers/erasure.js';
 import { exportAccountCsv, exportAccountJson } from './account-export.js';
-import { terminateAccount } from './accounts.js';
+import { parseAccountParam, terminateAccount } from './accounts.js';
+import { queryIssues } from './routes.js';
 
 export interface PrivacyRouteDeps {
   ch: ClickHouseClient;
@@ -23,24 +24,34 @@ export interface PrivacyRouteDeps {
   accountRetentionMonths: number;
 }
 
-const auditQuerySchema = z.object({
-  from: z.string().optional(),
-  to: z.string().optional(),
-  key_id: z.string().max(128).optional(),
-  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
-});
+const auditQuerySchema = z
+  .object({
+    from: timeBoundSchema('from').optional(),
+    to: timeBoundSchema('to').optional(),
+    key_id: textField('key_id', 128).optional(),
+    limit: z
+      .string({ error: 'limit must be given once' })
+      .regex(/^\d{1,6}$/, 'limit must be a whole number from 1 to 10000')
+      .transform(Number)
+      .pipe(z.number().int().min(1, 'limit must be at least 1').max(10_000, 'limit must be at most 10000'))
+      .default(1000),
+  })
+  .strict();
+
+const exportQuerySchema = z.object({ format: z.enum(['json', 'csv'], { error: 'format must be json or csv, given once' }).optional() }).strict();
+const noQuerySchema = z.object({}).strict();
 
 export function registerPrivacyRoutes(app: FastifyInstance, deps: PrivacyRouteDeps): void {
-  const validAccount = (account: string) => account.length > 0 && account.length <= LIMITS.accountIdLength;
-
-  app.get<{ Params: { account: string }; Querystring: { format?: string } }>(
+  app.get<{ Params: { account: string }; Querystring: unknown }>(
     '/v1/accounts/:account/export',
     { preHandler: deps.keys.require('privacy') },
     async (req, reply) => {
-      const { account } = req.params;
-      if (!validAccount(account)) return sendError(reply, 400, 'invalid_account', `account ids are 1 to ${LIMITS.accountIdLength} characters`);
-      const format = req.query.format ?? (req.headers.accept?.includes('text/csv') ? 'csv' : 'json');
-      if (format !== 'json' && format !== 'csv') return sendError(reply, 400, 'invalid_query', 'format must be json or csv');
+      const checked = parseAccountParam(req.params.account);
+      if ('error' in checked) return sendError(reply, 400, 'invalid_account', checked.error);
+      const { account } = checked;
+      const q = exportQuerySchema.safeParse(req.query);
+      if (!q.success) return sendError(reply, 400, 'invalid_query', queryIssues(q.error));
+      const format = q.data.format ?? (req.headers.accept?.includes('text/csv') ? 'csv' : 'json');
       const body = Readable.from(format === 'csv' ? exportAccountCsv(deps.ch, account) : exportAccountJson(deps.ch, account));
       return reply
         .type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8')
@@ -50,14 +61,17 @@ export function registerPrivacyRoutes(app: FastifyInstance, deps: PrivacyRouteDe
   );
 
   app.delete<{ Params: { account: string } }>('/v1/accounts/:account', { preHandler: deps.keys.require('privacy') }, async (req, reply) => {
-    const { account } = req.params;
-    if (!validAccount(account)) return sendError(reply, 400, 'invalid_account', `account ids are 1 to ${LIMITS.accountIdLength} characters`);
+    const checked = parseAccountParam(req.params.account);
+    if ('error' in checked) return sendError(reply, 400, 'invalid_account', checked.error);
+    const { account } = checked;
     const requestId = await requestErasure({ redis: deps.redis, keys: deps.redisKeys }, deps.erasureQueue, account, 'request');
     return reply.code(202).send({ request_id: requestId, status: 'queued', status_url: `/v1/erasures/${requestId}` });
   });
 
-  app.get<{ Params: { id: string } }>('/v1/erasures/:id', { preHandler: deps.keys.require('privacy') }, async (req, reply) => {
+  app.get<{ Params: { id: string }; Querystring: unknown }>('/v1/erasures/:id', { preHandler: deps.keys.require('privacy') }, async (req, reply) => {
     if (!z.uuid().safeParse(req.params.id).success) return sendError(reply, 400, 'invalid_request_id', 'erasure request ids are UUIDs');
+    const q = noQuerySchema.safeParse(req.query);
+    if (!q.success) return sendError(reply, 400, 'invalid_query', queryIssues(q.error));
     const status = await erasureStatus(deps.redis, deps.redisKeys, req.params.id);
     if (!status) return sendError(reply, 404, 'not_found', 'no such erasure request (statuses are kept 90 days)');
     return { request_id: req.params.id, ...status };
@@ -67,17 +81,18 @@ export function registerPrivacyRoutes(app: FastifyInstance, deps: PrivacyRouteDe
     '/v1/accounts/:account/terminate',
     { preHandler: deps.keys.require('billing', 'privacy') },
     async (req, reply) => {
-      if (!validAccount(req.params.account)) return sendError(reply, 400, 'invalid_account', `account ids are 1 to ${LIMITS.accountIdLength} characters`);
-      return terminateAccount(deps.ch, req.params.account, Date.now(), deps.accountRetentionMonths);
+      const checked = parseAccountParam(req.params.account);
+      if ('error' in checked) return sendError(reply, 400, 'invalid_account', checked.error);
+      return terminateAccount(deps.ch, checked.account, Date.now(), deps.accountRetentionMonths);
     },
   );
 
-  app.get<{ Querystring: Record<string, string> }>('/v1/audit', { preHandler: deps.keys.require('privacy') }, async (req, reply) => {
+  app.get<{ Querystring: unknown }>('/v1/audit', { preHandler: deps.keys.require('privacy') }, async (req, reply) => {
     const q = auditQuerySchema.safeParse(req.query);
-    if (!q.success) return sendError(reply, 400, 'invalid_query', q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    const from = q.data.from === undefined ? Date.now() - 24 * 3_600_000 : parseTimeBound(q.data.from);
-    const to = q.data.to === undefined ? Date.now() + 60_000 : parseTimeBound(q.data.to);
-    if (from === undefined || to === undefined) return sendError(reply, 400, 'invalid_query', 'from and to must be RFC 3339 with a time zone, YYYY-MM-DD or epoch ms');
+    if (!q.success) return sendError(reply, 400, 'invalid_query', queryIssues(q.error));
+    const from = q.data.from ?? Date.now() - 24 * 3_600_000;
+    const to = q.data.to ?? Date.now() + 60_000;
+    if (from >= to) return sendError(reply, 400, 'invalid_query', 'from must be before to');
     const rows = await queryRows(
       deps.ch,
       `SELECT ts, key_id, role, method, route, path, status, duration_ms, request_id FROM audit.api_calls

@@ -4,9 +4,10 @@ import type { Redis } from 'ioredis';
 import type { KeyRing } from '../lib/auth.js';
 import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { sendError } from '../lib/http-errors.js';
-import { toIso } from '../lib/time.js';
+import { z } from 'zod';
+import { API_TIME_MAX_MS, API_TIME_MIN_MS, toIso } from '../lib/time.js';
 import type { RedisKeys } from '../schemas/queues.js';
-import { LIMITS } from '../schemas/sample.js';
+import { parseAccountParam } from './accounts.js';
 import { isComplete } from './completeness.js';
 import { queryAccountAdjustments } from './adjustments.js';
 import { producerReports } from '../lib/producers.js';
@@ -28,10 +29,9 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps):
     '/v1/accounts/:account/usage',
     { preHandler: deps.keys.require('billing') },
     async (req, reply) => {
-      const { account } = req.params;
-      if (account.length === 0 || account.length > LIMITS.accountIdLength) {
-        return sendError(reply, 400, 'invalid_account', `account ids are 1 to ${LIMITS.accountIdLength} characters`);
-      }
+      const checked = parseAccountParam(req.params.account);
+      if ('error' in checked) return sendError(reply, 400, 'invalid_account', checked.error);
+      const { account } = checked;
       const q = resolveUsageQuery(account, req.query);
       if ('error' in q) return sendError(reply, 400, 'invalid_query', q.error);
       // Completeness is read before the totals: if it says true, every sample it vouches
@@ -58,21 +58,43 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps):
   );
 }
 
+/** A billing period, YYYY-MM, within the months any API bound may name. */
+export const periodParamSchema = z
+  .string({ error: 'period must be given once, as YYYY-MM' })
+  .regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'period must be a month, YYYY-MM')
+  .refine((p) => {
+    const start = parsePeriod(p);
+    return start !== undefined && start >= API_TIME_MIN_MS && nextPeriod(start) <= API_TIME_MAX_MS;
+  }, `period must be a month from ${toIso(API_TIME_MIN_MS).slice(0, 7)} to ${toIso(API_TIME_MAX_MS - 1).slice(0, 7)}`);
+
+const coverageQuerySchema = z.object({ period: periodParamSchema.optional() }).strict();
+const noQuerySchema = z.object({}).strict();
+
+/** A query's zod issues as one message: unknown parameters by name, others by field. */
+export function queryIssues(error: z.ZodError): string {
+  return error.issues.map((i) => (i.code === 'unrecognized_keys' ? `unknown parameter ${i.keys.join(', ')}` : `${i.path.join('.') || 'query'}: ${i.message}`)).join('; ');
+}
+
 /** Coverage and producer gaps: whether an invoice's data is all there. */
 function registerCoverageRoutes(app: FastifyInstance, deps: QueryRouteDeps): void {
-  app.get<{ Params: { account: string }; Querystring: { period?: string } }>(
+  app.get<{ Params: { account: string }; Querystring: unknown }>(
     '/v1/accounts/:account/coverage',
     { preHandler: deps.keys.require('billing') },
     async (req, reply) => {
-      const label = req.query.period ?? periodLabel(Date.now());
-      const start = parsePeriod(label);
-      if (start === undefined) return sendError(reply, 400, 'invalid_query', 'period must be YYYY-MM');
-      return { account: req.params.account, period: label, metrics: await accountCoverage(deps.ch, req.params.account, start, nextPeriod(start)) };
+      const checked = parseAccountParam(req.params.account);
+      if ('error' in checked) return sendError(reply, 400, 'invalid_account', checked.error);
+      const q = coverageQuerySchema.safeParse(req.query);
+      if (!q.success) return sendError(reply, 400, 'invalid_query', queryIssues(q.error));
+      const label = q.data.period ?? periodLabel(Date.now());
+      const start = parsePeriod(label)!;
+      return { account: checked.account, period: label, metrics: await accountCoverage(deps.ch, checked.account, start, nextPeriod(start)) };
     },
   );
-  app.get('/v1/producers', { preHandler: deps.keys.require('billing') }, async () => ({
-    producers: await producerReports(deps.redis, deps.redisKeys),
-  }));
+  app.get<{ Querystring: unknown }>('/v1/producers', { preHandler: deps.keys.require('billing') }, async (req, reply) => {
+    const q = noQuerySchema.safeParse(req.query);
+    if (!q.success) return sendError(reply, 400, 'invalid_query', queryIssues(q.error));
+    return { producers: await producerReports(deps.redis, deps.redisKeys) };
+  });
 }
 
 /** The status of every billing period the range touches. */

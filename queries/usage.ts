@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
-import { fromClickHouseDateTime, parseTimeBound, startOfMonthUtc, toIso } from '../lib/time.js';
+import { API_TIME_MIN_MS, fromClickHouseDateTime, startOfMonthUtc, timeBoundSchema, toIso } from '../lib/time.js';
 import { METRICS, type Metric } from '../schemas/sample.js';
 import { toQuantity, type Quantity } from './units.js';
 
@@ -12,29 +12,14 @@ export const GRANULARITIES = ['hour', 'day', 'month', 'total'] as const;
 export const GROUP_BY = ['metric', 'resource_id', 'region'] as const;
 type GroupBy = (typeof GROUP_BY)[number];
 
-const hourAligned = (label: string) =>
-  z
-    .string()
-    .transform((raw, ctx) => {
-      const ms = parseTimeBound(raw);
-      if (ms === undefined) {
-        ctx.addIssue({ code: 'custom', message: `${label} must be RFC 3339 with a time zone, YYYY-MM-DD, or epoch ms` });
-        return z.NEVER;
-      }
-      if (ms % 3_600_000 !== 0) {
-        ctx.addIssue({ code: 'custom', message: `${label} must fall on a whole hour: usage is aggregated hourly` });
-        return z.NEVER;
-      }
-      return ms;
-    });
-
 export const usageRequestSchema = z
   .object({
-    from: hourAligned('from').optional(),
-    to: hourAligned('to').optional(),
-    granularity: z.enum(GRANULARITIES).default('total'),
+    from: timeBoundSchema('from', { wholeHour: true }).optional(),
+    to: timeBoundSchema('to', { wholeHour: true }).optional(),
+    granularity: z.enum(GRANULARITIES, { error: `granularity must be one of ${GRANULARITIES.join(', ')}, given once` }).default('total'),
     group_by: z
-      .string()
+      .string({ error: 'group_by must be given once, as a comma-separated list' })
+      .max(200, 'group_by must be at most 200 characters')
       .default('metric')
       .transform((s, ctx) => {
         const parts = [...new Set(s.split(',').map((p) => p.trim()).filter(Boolean))];
@@ -69,10 +54,13 @@ export interface UsageQuery {
 /** Resolves defaults (this month so far) and checks the range. */
 export function resolveUsageQuery(account: string, raw: unknown, nowMs = Date.now()): UsageQuery | { error: string } {
   const parsed = usageRequestSchema.safeParse(raw);
-  if (!parsed.success) return { error: parsed.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; ') };
+  if (!parsed.success) {
+    return { error: parsed.error.issues.map((i) => (i.code === 'unrecognized_keys' ? `unknown parameter ${i.keys.join(', ')}` : `${i.path.join('.') || 'query'}: ${i.message}`)).join('; ') };
+  }
   const { from, to, granularity, group_by } = parsed.data;
   const toMs = to ?? Math.ceil(nowMs / 3_600_000) * 3_600_000;
-  const fromMs = from ?? startOfMonthUtc(toMs - 1);
+  // The default start (the month of `to`) never reaches below the floor any bound may name.
+  const fromMs = from ?? Math.max(startOfMonthUtc(toMs - 1), API_TIME_MIN_MS);
   if (fromMs >= toMs) return { error: 'from must be before to' };
   if (toMs - fromMs > 400 * 24 * 3_600_000) return { error: 'a range may span at most 400 days' };
   return { account, fromMs, toMs, granularity, groupBy: group_by };

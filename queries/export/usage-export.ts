@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { queryRows, type ClickHouseClient } from '../../lib/clickhouse.js';
-import { HOUR_MS, parseTimeBound, toIso } from '../../lib/time.js';
+import { API_TIME_MAX_MS, API_TIME_MIN_MS, HOUR_MS, timeBoundSchema, toIso } from '../../lib/time.js';
 import { METRICS, type Metric } from '../../schemas/sample.js';
 import { CURRENT_ADJUSTMENTS } from '../adjustments.js';
 import { EXPORT_COLUMNS as PERIOD_COLUMNS } from '../period-export.js';
@@ -43,27 +43,20 @@ export interface ExportRequest {
   after: string;
 }
 
-const timeBound = (label: string) =>
-  z.string().transform((raw, ctx) => {
-    const ms = parseTimeBound(raw);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `${label} must be RFC 3339 with a time zone, YYYY-MM-DD, or epoch ms` });
-      return z.NEVER;
-    }
-    if (ms % HOUR_MS !== 0) {
-      ctx.addIssue({ code: 'custom', message: `${label} must fall on a whole hour: usage is aggregated hourly` });
-      return z.NEVER;
-    }
-    return ms;
-  });
-
 export const exportRequestSchema = z
   .object({
-    period: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'period must be a month, YYYY-MM').optional(),
-    from: timeBound('from').optional(),
-    to: timeBound('to').optional(),
+    period: z
+      .string({ error: 'period must be given once, as YYYY-MM' })
+      .regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'period must be a month, YYYY-MM')
+      .refine((p) => Date.parse(`${p}-01T00:00:00Z`) >= API_TIME_MIN_MS && Date.parse(`${p}-01T00:00:00Z`) < API_TIME_MAX_MS, {
+        message: `period must be a month from ${toIso(API_TIME_MIN_MS).slice(0, 7)} to ${toIso(API_TIME_MAX_MS - 1).slice(0, 7)}`,
+      })
+      .optional(),
+    from: timeBoundSchema('from', { wholeHour: true }).optional(),
+    to: timeBoundSchema('to', { wholeHour: true }).optional(),
     group_by: z
-      .string()
+      .string({ error: 'group_by must be given once, as a comma-separated list' })
+      .max(200, 'group_by must be at most 200 characters')
       .optional()
       .transform((s, ctx) => {
         const parts = [...new Set((s ?? '').split(',').map((p) => p.trim()).filter((p) => p && p !== 'metric'))];
@@ -76,14 +69,14 @@ export const exportRequestSchema = z
         return EXPORT_GROUP_BY.filter((g) => parts.includes(g));
       }),
     limit: z
-      .string()
+      .string({ error: 'limit must be given once' })
       .regex(/^\d+$/, 'limit must be a whole number')
       .transform(Number)
       .pipe(z.number().int().min(1, 'limit must be at least 1').max(MAX_PAGE_ACCOUNTS, `limit is at most ${MAX_PAGE_ACCOUNTS} accounts`))
       .optional(),
-    cursor: z.string().max(2048).optional(),
+    cursor: z.string({ error: 'cursor must be given once' }).max(2048, 'cursor must be at most 2048 characters').optional(),
     /** Chosen by Accept; the parameter is an override for clients that cannot set headers. */
-    format: z.enum(['ndjson', 'csv']).optional(),
+    format: z.enum(['ndjson', 'csv'], { error: 'format must be ndjson or csv, given once' }).optional(),
   })
   .strict();
 
