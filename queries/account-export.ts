@@ -1,11 +1,13 @@
 /**
  * Access and portability (policy §9): everything held about an account's usage, streamed
  * as one JSON document or as CSV with a record_type column. Rows are read in pages so a
- * large account never sits in memory.
+ * large account never sits in memory. CSV cells follow export/csv.ts: ids and attributes a
+ * producer wrote that look like spreadsheet formulas are neutralized.
  */
 import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { CURRENT_ADJUSTMENTS } from './adjustments.js';
 import { accountState } from './accounts.js';
+import { csvLine } from './export/csv.js';
 
 interface Section {
   name: string;
@@ -57,13 +59,7 @@ export async function* exportAccountCsv(ch: ClickHouseClient, account: string): 
   for (const section of SECTIONS) {
     for await (const row of sectionRows(ch, section, account)) {
       const rec: Record<string, unknown> = { ...row, record_type: section.name };
-      yield CSV_COLUMNS.map((c) => csv(rec[c])).join(',') + '\n';
+      yield csvLine(CSV_COLUMNS.map((c) => rec[c]));
     }
   }
-}
-
-function csv(v: unknown): string {
-  if (v === undefined || v === null) return '';
-  const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }

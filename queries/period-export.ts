@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { METRICS } from '../schemas/sample.js';
 import { CURRENT_ADJUSTMENTS } from './adjustments.js';
+import { csvLine } from './export/csv.js';
 import { parsePeriod } from './periods.js';
 import { toQuantity } from './units.js';
 
@@ -74,12 +75,9 @@ export function toNdjsonLine(rec: ExportRecord): string {
   return JSON.stringify(Object.fromEntries(EXPORT_COLUMNS.filter((c) => rec[c] !== undefined).map((c) => [c, rec[c]]))) + '\n';
 }
 
+/** CSV by the one cell rule (export/csv.ts); the recorded digest is of the NDJSON, never of this. */
 export function toCsvLine(rec: ExportRecord): string {
-  return EXPORT_COLUMNS.map((c) => csvField(rec[c] ?? '')).join(',') + '\n';
-}
-
-function csvField(v: string): string {
-  return /[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
+  return csvLine(EXPORT_COLUMNS.map((c) => rec[c]));
 }
 
 /** SHA-256 of the period's NDJSON export: what a billing system stores to detect change. */

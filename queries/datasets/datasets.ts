@@ -6,11 +6,12 @@
  * columns (header `-- series:`). queries/README.md says how to add one.
  */
 import { readdirSync } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { z } from 'zod';
 import { queryRows } from '../../lib/clickhouse.js';
-import { toIso } from '../../lib/time.js';
+import { neutralizeCsv } from '../export/csv.js';
+import { API_TIME_MAX_MS, API_TIME_MIN_MS, toIso } from '../../lib/time.js';
 import { describeParam, loadSqlFile, resolveParams, SqlFileError, type ParamsResult, type ResolvedParams, type SqlFile } from '../capacity/sql-file.js';
 
 const DIR = new URL('./', import.meta.url);
@@ -82,6 +83,14 @@ export function resolveDatasetParams(ds: Dataset, raw: Record<string, unknown>):
   const resolved = resolveParams(ds, raw);
   if ('error' in resolved) return resolved;
   const { from, to } = resolved.bound;
+  // DateTime parameters arrive as epoch seconds. The engine will not bind small epoch
+  // values ("0", "3600": it reads them as malformed dates, which answered 500), and no
+  // analytics predates the floor any API bound may name.
+  for (const [name, v] of [['from', from], ['to', to]] as const) {
+    if (typeof v === 'number' && (v * 1000 < API_TIME_MIN_MS || v * 1000 >= API_TIME_MAX_MS)) {
+      return { error: `${name} must be from ${toIso(API_TIME_MIN_MS)} up to ${toIso(API_TIME_MAX_MS)} (exclusive)` };
+    }
+  }
   if (typeof from === 'number' && typeof to === 'number' && from >= to) return { error: 'from must be before to' };
   return resolved;
 }
@@ -93,7 +102,9 @@ export async function datasetStream(ch: ClickHouseClient, ds: Dataset, params: R
     query_params: params.bound,
     clickhouse_settings: { ...QUERY_SETTINGS, ...FORMAT_SETTINGS[format] },
   });
-  return result.stream;
+  // CSV text cells (labels such as a region) may be any value shared by enough accounts,
+  // so a formula-like one is neutralized on the way out (export/csv.ts); Parquet is typed.
+  return format === 'csv' ? Readable.from(neutralizeCsv(result.stream as AsyncIterable<Uint8Array>)) : result.stream;
 }
 
 /** `fleet-demand_2026-01-05T00_2026-01-26T00_train.parquet` */

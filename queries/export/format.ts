@@ -1,8 +1,10 @@
 /**
  * How the billing export is written: NDJSON (one JSON object per line, keys in column
  * order, absent fields left out) or CSV (a header row, empty cells for absent fields),
- * and which of the two a request's Accept header asks for.
+ * and which of the two a request's Accept header asks for. CSV cells follow csv.ts (RFC 4180
+ * quoting; formula-like text neutralized as OWASP says).
  */
+import { csvLine } from './csv.js';
 import type { ExportRecord } from './usage-export.js';
 
 export function toNdjsonLine(rec: ExportRecord, columns: readonly string[]): string {
@@ -14,13 +16,10 @@ export function csvHeader(columns: readonly string[]): string {
   return columns.join(',') + '\n';
 }
 
+/** Ids are neutralized as formulas (csv.ts); decimal quantities are numbers and left as written. */
 export function toCsvLine(rec: ExportRecord, columns: readonly string[]): string {
   const r = rec as unknown as Record<string, string | undefined>;
-  return columns.map((c) => csvField(r[c] ?? '')).join(',') + '\n';
-}
-
-function csvField(v: string): string {
-  return /[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
+  return csvLine(columns.map((c) => r[c]));
 }
 
 export const EXPORT_FORMATS = {
