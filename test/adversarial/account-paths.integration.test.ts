@@ -8,6 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../lib/clickhouse.js';
+import { accountState, addMonthsUtc, lifecycleVersion, terminateAccount } from '../../queries/accounts.js';
 import { LIMITS } from '../../schemas/sample.js';
 import { KEYS, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
 
@@ -147,5 +148,24 @@ describe('account ids in paths', () => {
     // What the sweep and the export read agrees.
     const state = await queryRows<{ d: string }>(p.ch!, "SELECT toString(delete_after) AS d FROM billing.accounts FINAL WHERE account_id = 'acct-again'");
     expect(Date.parse(`${state[0]!.d.replace(' ', 'T')}Z`)).toBe(Date.parse(first.body.delete_after));
+  });
+
+  it('moves a deadline earlier (a shorter retention) but never later, whatever order writes land in', async () => {
+    const now = Date.now();
+    const first = await terminateAccount(p.ch!, 'acct-order', now, 12);
+    expect(first.deadline).toBe('set');
+    const shorter = await terminateAccount(p.ch!, 'acct-order', now + 1000, 6);
+    expect(shorter).toMatchObject({ deadline: 'set', already_terminated: true, terminated_at: first.terminated_at });
+    expect(Date.parse(shorter.delete_after!)).toBe(addMonthsUtc(now + 1000, 6));
+    // A racing writer that read the old state and writes a later deadline after it: the
+    // version derived from the deadline keeps the earlier one in the table.
+    const later = addMonthsUtc(now + 2000, 12);
+    await p.ch!.insert({
+      table: 'billing.accounts',
+      format: 'JSONEachRow',
+      values: [{ account_id: 'acct-order', status: 'terminated', terminated_at: now + 2000, delete_after: later, version: lifecycleVersion(later) }],
+    });
+    const state = await accountState(p.ch!, 'acct-order');
+    expect(Date.parse(`${state.delete_after!.replace(' ', 'T')}Z`)).toBe(addMonthsUtc(now + 1000, 6));
   });
 });
