@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { acceptorFromConfig } from '../ingest/accept.js';
 import { loadTargets, PullCollector } from '../ingest/collectors/index.js';
 import { registerIngestRoutes } from '../ingest/routes.js';
+import { registerQuarantineRoutes } from '../ingest/quarantine-routes.js';
 import { DAY_MS, ProducerTracker } from '../lib/producers.js';
 import type { RoleContext } from './context.js';
 
@@ -24,6 +25,7 @@ export async function registerIngestRole(http: FastifyInstance, ctx: RoleContext
     idleMs: config.PRODUCER_IDLE_DAYS * DAY_MS,
   });
   registerIngestRoutes(http, { acceptor, keys: ctx.keyRing, producers, bodyLimit: config.MAX_BODY_BYTES });
+  registerQuarantineRoutes(http, { keys: ctx.keyRing, redis: ctx.redis.client, redisKeys: ctx.keys, sink: acceptor });
 
   if (!config.COLLECTOR_TARGETS_FILE && !config.COLLECTOR_TARGETS) return undefined;
   const { targets } = await loadTargets({ file: config.COLLECTOR_TARGETS_FILE, inline: config.COLLECTOR_TARGETS });

@@ -24,6 +24,11 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
     redis,
     keys,
     maxInsertRows: config.MAX_INSERT_ROWS,
+    maxQuarantinedRows: config.QUARANTINE_MAX_ROWS,
+    onQuarantined: (batchId, rows, reason) => {
+      metrics.rowsQuarantined.inc(rows);
+      log.error({ batchId, rows, reason }, 'the engine refused rows of an acknowledged batch: they are quarantined (usage-meter quarantine list); the rest of the batch is written');
+    },
     onInsert: () => {
       metrics.rawInserts.inc();
       rollup.kick();
@@ -63,6 +68,7 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
     log,
     k: config.K_ANONYMITY,
     analyticsAttributes: config.ANALYTICS_ATTRIBUTES,
+    labelAllowList: { pattern: config.ANALYTICS_LABEL_PATTERN, values: config.ANALYTICS_LABEL_VALUES },
     intervalMs: config.ROLLUP_INTERVAL_MS,
     minGapMs: config.ROLLUP_MIN_GAP_MS,
     rawRetentionDays: config.RAW_RETENTION_DAYS,

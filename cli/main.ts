@@ -45,6 +45,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'list, inspect and replay batch jobs that ran out of attempts',
     run: async (argv) => (await import('./dead-letters.js')).runDeadLettersCommand(argv),
   },
+  quarantine: {
+    summary: 'list, inspect, replay or discard rows the engine refused (the rest of their batch is billed)',
+    run: async (argv) => (await import('./quarantine.js')).runQuarantineCommand(argv),
+  },
   'privacy-scan': {
     summary: 'scan analytics tables and dataset exports for identifiers; exit 1 on any',
     run: async (argv) => (await import('./privacy-scan.js')).runPrivacyScanCommand(argv),

@@ -36,6 +36,8 @@ export function createMetrics() {
     dirtyHours: new Gauge({ name: 'um_dirty_hours', help: 'Hours waiting to be recomputed', registers: [registry] }),
     collectorTargetUp: new Gauge({ name: 'um_collector_target_up', help: '1 when the last scrape of a pull target succeeded', labelNames: ['target'], registers: [registry] }),
     collectorSamples: new Gauge({ name: 'um_collector_samples_produced', help: 'Samples produced by a pull target since start', labelNames: ['target'], registers: [registry] }),
+    quarantinedRows: new Gauge({ name: 'um_quarantined_rows', help: 'Acknowledged rows the engine refused for good, waiting in the quarantine (usage-meter quarantine)', registers: [registry] }),
+    rowsQuarantined: new Counter({ name: 'um_rows_quarantined_total', help: 'Rows put into the quarantine since start', registers: [registry] }),
     inflightBatches: new Gauge({ name: 'um_inflight_batches', help: 'Acknowledged batches not yet in ClickHouse', registers: [registry] }),
   };
 }

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { API_TIME_MAX_MS, API_TIME_MIN_MS, toIso } from '../lib/time.js';
 import type { RedisKeys } from '../schemas/queues.js';
 import { parseAccountParam } from './accounts.js';
-import { isComplete } from './completeness.js';
+import { accountCompleteness } from './completeness.js';
 import { queryAccountAdjustments } from './adjustments.js';
 import { producerReports } from '../lib/producers.js';
 import { accountCoverage } from './coverage.js';
@@ -36,7 +36,7 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps):
       if ('error' in q) return sendError(reply, 400, 'invalid_query', q.error);
       // Completeness is read before the totals: if it says true, every sample it vouches
       // for was already aggregated when the totals were read.
-      const [complete, states] = await Promise.all([isComplete(deps.redis, deps.redisKeys, q.fromMs / 1000, q.toMs / 1000), periodStates.get()]);
+      const [completeness, states] = await Promise.all([accountCompleteness(deps.redis, deps.redisKeys, account, q.fromMs / 1000, q.toMs / 1000), periodStates.get()]);
       const [rows, adjustments] = await Promise.all([
         queryAccountUsage(deps.ch, q),
         // Adjustments exist only once some period has started closing.
@@ -48,7 +48,9 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps):
         to: toIso(q.toMs),
         granularity: q.granularity,
         group_by: q.groupBy,
-        complete,
+        complete: completeness.complete,
+        // Why `complete` is false: in flight, waiting to be folded, or quarantined rows.
+        ...(completeness.complete ? {} : { incomplete_reasons: completeness.incomplete_reasons }),
         periods: periodsOverlapping(q.fromMs, q.toMs, states),
         rows,
         // Late samples for periods already closing or closed, billed in a period of this range.

@@ -106,6 +106,12 @@ export const configSchema = z.object({
   WORKER_CONCURRENCY: int(1, 256).default(16),
   /** Rows per coalesced insert at most (10k–20k is the engine's sweet spot; more only costs memory). */
   MAX_INSERT_ROWS: int(1000, 1_000_000).default(20_000),
+  /**
+   * Rows the engine refused for good that the quarantine holds at most (lib/quarantine.ts).
+   * Beyond it a refused batch stays a retried job, then a dead letter, until an operator
+   * replays or discards quarantined rows.
+   */
+  QUARANTINE_MAX_ROWS: int(1, 10_000_000).default(100_000),
   /** The rollup runs a round at least this often… */
   ROLLUP_INTERVAL_MS: int(50, 3_600_000).default(500),
   /** …and this long after the previous round when a batch was written meanwhile (a sample's visibility delay). */

@@ -80,6 +80,12 @@ export function redisKeys(prefix: string) {
     erasing: `${prefix}:erasing`,
     /** HASH per erasure request: status and timings (no account id once done). */
     erasureRequest: (id: string) => `${prefix}:erasure:${id}`,
+    /** Rows the engine refused for good, apart from their written batch (lib/quarantine.ts says what must hold). */
+    quarantineMeta: `${prefix}:quarantine-meta`,
+    quarantineRows: `${prefix}:quarantine-rows`,
+    quarantineIndex: `${prefix}:quarantine-index`,
+    quarantineAccounts: `${prefix}:quarantine-accounts`,
+    quarantineTotal: `${prefix}:quarantine-total`,
     /** Lock held by the worker running a rollup round: one round at a time. */
     rollupLock: `${prefix}:rollup-lock`,
   };

@@ -9,6 +9,9 @@ import type { Redis } from 'ioredis';
 import type { ClickHouseSettings } from '@clickhouse/client';
 import { insertNdjson, type ClickHouseClient } from '../lib/clickhouse.js';
 import { RAW_INSERT_TARGET, RAW_ROW_FORMAT } from '../schemas/raw-row.js';
+import { isDataRefusal } from '../lib/engine-errors.js';
+import { accountsOfRows, addToQuarantine } from '../lib/quarantine.js';
+import { isolateRefusedRows } from './poison-isolation.js';
 import { markWrittenInPipeline, parkInTx } from '../lib/fold-watermark.js';
 import { batchJobSchema, type BatchJob, type RedisKeys } from '../schemas/queues.js';
 import { InsertCoalescer } from './insert-coalescer.js';
@@ -19,6 +22,9 @@ export interface BatchWriterDeps {
   keys: RedisKeys;
   /** Rows per insert at most when coalescing (the engine's sweet spot is ~10k). */
   maxInsertRows?: number;
+  /** QUARANTINE_MAX_ROWS: refused rows the quarantine holds at most. */
+  maxQuarantinedRows?: number;
+  onQuarantined?: (batchId: string, rows: number, reason: string) => void;
   onWritten?: (rows: number, ms: number) => void;
   onInsert?: (batches: number, rows: number) => void;
 }
@@ -40,6 +46,9 @@ export function createBatchWriter(deps: BatchWriterDeps) {
     try {
       await coalescer.submit(batch);
     } catch (err) {
+      // The engine refused the rows themselves: the same insert would fail on every retry
+      // and hold every later batch's hours back. Write what it takes, quarantine the rest.
+      if (isDataRefusal(err)) return { rows: await writeAroundRefusedRows(deps, batch, err) };
       // Last attempt: the batch becomes a dead letter and must not hold the fold back.
       if ((job.attemptsMade ?? 0) + 1 >= (job.opts?.attempts ?? 1)) await parkInTx(deps.redis.multi(), deps.keys, batch.batchId, batch.batchSeq).exec().catch(() => undefined);
       throw err;
@@ -82,6 +91,47 @@ async function writeBatches(deps: BatchWriterDeps, batches: BatchJob[]): Promise
   } catch {
     // metrics never break the path they observe
   }
+}
+
+/**
+ * Delivery order for a batch the engine refused for its data:
+ *   1. find and insert the rows the engine takes (poison-isolation.ts: deterministic tokens,
+ *      so a repeat after a crash inserts nothing new);
+ *   2. add the refused rows to the quarantine under the batch id (a repeat finds them there);
+ *   3. mark the batch written: it leaves the in-flight set, the watermark passes it, and
+ *      only the accounts of the refused rows see their usage reported incomplete.
+ * A full quarantine stops at 2 with an error: the job is retried, later a dead letter,
+ * and nothing acknowledged is dropped.
+ */
+async function writeAroundRefusedRows(deps: BatchWriterDeps, batch: BatchJob, err: unknown): Promise<number> {
+  const format = batch.rowFormat ?? 'JSONEachRow';
+  const isolation = await isolateRefusedRows((rows, settings) => insertRawRows(deps.ch, rows, settings), batch, err);
+  if (isolation.refused.length > 0) {
+    const entry = {
+      id: batch.batchId,
+      batchSeq: batch.batchSeq,
+      acceptedAtMs: batch.acceptedAtMs,
+      firstSeenMs: Date.now(),
+      reason: isolation.reason,
+      rowFormat: format,
+      rowCount: isolation.refused.length,
+      rows: isolation.refused.join('\n') + '\n',
+      accounts: accountsOfRows(format, isolation.refused, batch),
+    };
+    const added = await addToQuarantine(deps.redis, deps.keys, entry, deps.maxQuarantinedRows ?? 100_000);
+    if (added === 'full') throw new Error(`the quarantine is full (QUARANTINE_MAX_ROWS); ${entry.rowCount} refused rows of batch ${batch.batchId} wait in their job: ${isolation.reason}`);
+    if (added === 'added') {
+      try {
+        deps.onQuarantined?.(batch.batchId, entry.rowCount, entry.reason);
+      } catch {
+        // metrics never break the path they observe
+      }
+    }
+  }
+  const results = (await markWrittenInPipeline(deps.redis.pipeline(), deps.keys, batch).exec()) ?? [];
+  const failed = results.find(([e]) => e);
+  if (failed?.[0]) throw failed[0];
+  return batch.rowCount - isolation.refused.length;
 }
 
 function groupByFormat(batches: BatchJob[]): Map<BatchJob['rowFormat'], BatchJob[]> {

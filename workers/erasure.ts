@@ -8,7 +8,8 @@
  *   1. mark the account as being erased: ingest refuses its samples from now on, so no
  *      new row for it can enter the queue;
  *   2. scrub the batch queue: rewrite every waiting, delayed, failed or completed job that
- *      holds the account's rows without them, and wait for active jobs to finish;
+ *      holds the account's rows without them, take its rows out of the quarantine, and
+ *      wait for active jobs to finish;
  *   3. delete its rows from every billing table as mutations that rewrite the parts
  *      (mutations_sync = 2): physically gone, not masked; under the rollup's lock, so no
  *      rollup round that read them can write aggregates of them back;
@@ -25,6 +26,7 @@ import type { Logger } from 'pino';
 import { ERASING_CHECK_MS } from '../ingest/accept.js';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { release } from '../lib/inflight.js';
+import { eraseFromQuarantine } from '../lib/quarantine.js';
 import { withLock } from '../lib/locks.js';
 import { batchJobSchema, type BatchJob, type ErasureJob, type RedisKeys } from '../schemas/queues.js';
 import { decodeRawRow, RAW_ROW_FORMAT, type RawRow } from '../schemas/raw-row.js';
@@ -86,6 +88,9 @@ export function createErasureProcessor(deps: ErasureDeps) {
         // `complete` or the rollup's fold watermark until the reconciler notices.
         for (const batchId of removed) await release(deps.redis, deps.keys, batchId);
         await waitForActiveJobs(deps.batchQueue, account);
+        // After the active jobs: one of them may have quarantined rows of the account.
+        const quarantined = await eraseFromQuarantine(deps.redis, deps.keys, account);
+        if (quarantined > 0) deps.log.info({ requestId, rows: quarantined }, 'erasure removed quarantined rows');
         // Under the rollup's lock: a round that read the account's rows before the delete
         // could otherwise write its aggregates back after it.
         await underRollupLock(deps, async () => {

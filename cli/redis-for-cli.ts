@@ -1,0 +1,41 @@
+/** Reaching the pipeline's Redis from a command that runs beside it (dead-letters, quarantine). */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { connectRedis, RedisUnavailableError, type RedisHandle } from '../lib/redis.js';
+import type { Config } from '../schemas/config.js';
+
+/**
+ * The Redis the pipeline uses: REDIS_URL; else the default address; else the private
+ * redis-server a running pipeline started under DATA_DIR (its socket); else, when no
+ * pipeline runs, that private server started from its AOF for as long as the command runs.
+ * Never a second server on a live one's socket and AOF.
+ */
+export async function connectForCli(config: Config, log: Logger): Promise<RedisHandle> {
+  if (config.REDIS_URL) return connectRedis({ url: config.REDIS_URL, dataDir: config.DATA_DIR, log, startPrivateIfDown: false });
+  try {
+    return await connectRedis({ url: undefined, dataDir: config.DATA_DIR, log, startPrivateIfDown: false });
+  } catch (err) {
+    if (!(err instanceof RedisUnavailableError)) throw err;
+  }
+  // Where lib/redis.ts puts a private server's socket.
+  const socket = path.join(config.DATA_DIR, 'redis', 'redis.sock');
+  if (existsSync(socket)) {
+    const client = new Redis({ path: socket, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+    client.on('error', () => undefined);
+    const live = await client.connect().then(() => true, () => false);
+    if (live) {
+      return {
+        options: { path: socket, maxRetriesPerRequest: null },
+        client,
+        description: `private redis-server (${socket})`,
+        close: async () => {
+          await client.quit().catch(() => client.disconnect());
+        },
+      };
+    }
+    client.disconnect();
+  }
+  return connectRedis({ url: undefined, dataDir: config.DATA_DIR, log, startPrivateIfDown: true });
+}
