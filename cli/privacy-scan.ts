@@ -28,7 +28,7 @@ export async function runPrivacyScanCommand(argv: string[]): Promise<number> {
   const ch = createClickHouse(config);
   try {
     await migrate(ch);
-    const reports: ScanReport[] = [await scanAnalytics(ch)];
+    const reports: ScanReport[] = [await scanAnalytics(ch, { labelPattern: config.ANALYTICS_LABEL_PATTERN, labelValues: config.ANALYTICS_LABEL_VALUES, k: config.K_ANONYMITY })];
     for (const file of rest) reports.push(await scanFile(ch, file));
     const hits = reports.flatMap((r) => r.hits);
     const sources = reports.reduce((a, r) => a + r.sources, 0);

@@ -7,7 +7,8 @@
  *   the engine refuses the whole insert it sits in.
  * - No control or format characters (Cc, Cf, line/paragraph separators): they break CSV
  *   exports, log lines and terminals, and NUL is a separator in too many tools.
- * - A length in UTF-16 code units (JavaScript's `length`), checked by each field's limit.
+ * - A length in code points (zod counts them; a surrogate pair is one), checked by each
+ *   field's limit.
  */
 import { z } from 'zod';
 
