@@ -254,8 +254,11 @@ export class SqlSandbox {
         clickhouse_settings: {
           ...this.settings(),
           ...extra,
-          // Server: an aborted HTTP request cancels the (read-only) query.
-          ...(embedded ? {} : { cancel_http_readonly_queries_on_client_close: 1 }),
+          // Server: an aborted HTTP request cancels the (read-only) query; and the server
+          // holds the (limited) result until the query has ended, so an error becomes a
+          // status here rather than text in the middle of a 200 body, and the summary
+          // header carries the final statistics.
+          ...(embedded ? {} : { cancel_http_readonly_queries_on_client_close: 1, wait_end_of_query: 1 }),
         },
         ...(embedded || !signal ? {} : { abort_signal: signal }),
       });
@@ -305,6 +308,11 @@ export class SqlSandbox {
       result_overflow_mode: 'throw',
       max_memory_usage: String(l.maxMemoryBytes),
       max_threads: l.maxThreads,
+      // The query's threads run at the lowest CPU priority (nice 19), so when cores are
+      // short the event loop answering ingest and /healthz goes first. ClickHouse applies
+      // it only with CAP_SYS_NICE (it must also restore the thread afterwards) and
+      // otherwise ignores it; the bench (bench/sandbox-load.ts) measures the difference.
+      os_thread_priority: '19',
     };
   }
 

@@ -178,5 +178,6 @@ describe('the pipeline while heavy queries run', () => {
     expect(await runningSandboxQueries()).toBe(1);
     for (const h of heavy) h.abort();
     await until('nothing runs', async () => (await runningSandboxQueries()) === 0);
+    await p.waitIdle(); // the sample is written before the pipeline stops
   });
 });
