@@ -108,7 +108,6 @@ redis.call('PEXPIRE', gaps, idle)
 return 1`;
 
 /** Derived from the producers hash's name, so every key stays under KEY_PREFIX. */
-const seenKey = (keys: RedisKeys) => `${keys.producers}:last-seen`;
 
 export type Admission = { ok: true } | { ok: false; retryAfterS: number; message: string };
 
@@ -122,7 +121,7 @@ export class ProducerTracker {
   /** Before a batch is processed: a known producer always may send; a new one while there is room. */
   async admit(producer: string, nowMs = Date.now()): Promise<Admission> {
     const { keys, limits } = this;
-    const waitMs = Number(await this.redis.eval(ADMIT, 3, seenKey(keys), keys.producers, keys.producerUntracked, producer, nowMs, limits.idleMs, limits.maxTracked));
+    const waitMs = Number(await this.redis.eval(ADMIT, 3, keys.producersSeen, keys.producers, keys.producerUntracked, producer, nowMs, limits.idleMs, limits.maxTracked));
     if (waitMs === 0) return { ok: true };
     return {
       ok: false,
@@ -137,7 +136,7 @@ export class ProducerTracker {
   async record(producer: string, seq: number, nowMs = Date.now()): Promise<boolean> {
     const { keys, limits } = this;
     const done = await this.redis.eval(
-      RECORD, 4, seenKey(keys), keys.producers, keys.producerUntracked, keys.producerGaps(producer),
+      RECORD, 4, keys.producersSeen, keys.producers, keys.producerUntracked, keys.producerGaps(producer),
       producer, seq, nowMs, limits.idleMs, limits.maxTracked, limits.maxGapRanges,
     );
     return Number(done) === 1;
@@ -159,7 +158,7 @@ export async function producerReports(redis: Redis, keys: RedisKeys, idleMs?: nu
   const [highs, untracked, seen] = await Promise.all([
     redis.hgetall(keys.producers),
     redis.hgetall(keys.producerUntracked),
-    redis.zrange(seenKey(keys), '0', '-1', 'WITHSCORES'),
+    redis.zrange(keys.producersSeen, '0', '-1', 'WITHSCORES'),
   ]);
   const lastSeen = new Map<string, number>();
   for (let i = 0; i + 1 < seen.length; i += 2) lastSeen.set(seen[i]!, Number(seen[i + 1]));

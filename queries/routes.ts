@@ -20,6 +20,8 @@ export interface QueryRouteDeps {
   redis: Redis;
   redisKeys: RedisKeys;
   keys: KeyRing;
+  /** PRODUCER_IDLE_DAYS in ms: producers idle longer are not reported (they are being forgotten). */
+  producerIdleMs?: number;
 }
 
 export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps): void {
@@ -95,7 +97,7 @@ function registerCoverageRoutes(app: FastifyInstance, deps: QueryRouteDeps): voi
   app.get<{ Querystring: unknown }>('/v1/producers', { preHandler: deps.keys.require('billing') }, async (req, reply) => {
     const q = noQuerySchema.safeParse(req.query);
     if (!q.success) return sendError(reply, 400, 'invalid_query', queryIssues(q.error));
-    return { producers: await producerReports(deps.redis, deps.redisKeys) };
+    return { producers: await producerReports(deps.redis, deps.redisKeys, deps.producerIdleMs) };
   });
 }
 

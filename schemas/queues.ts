@@ -72,6 +72,8 @@ export function redisKeys(prefix: string) {
     foldedThrough: `${prefix}:folded-through`,
     /** HASH producer → highest batch sequence number it sent (X-Producer-Seq). */
     producers: `${prefix}:producers`,
+    /** ZSET producer → last batch time (ms): idle producers are forgotten (lib/producers.ts). */
+    producersSeen: `${prefix}:producers:last-seen`,
     /** ZSET of a producer's missing sequence numbers. */
     producerGaps: (producer: string) => `${prefix}:producer-gaps:${producer}`,
     /** HASH producer → missing numbers beyond the tracked bound. */

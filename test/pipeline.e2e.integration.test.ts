@@ -86,7 +86,7 @@ describe('pipeline end to end', () => {
 
   it('answers 202 with per-item rejections and keeps the valid items', () => {
     expect(responses.map((r) => r.status)).toEqual([202, 202, 202]);
-    expect(responses[0]!.body).toEqual({ accepted: Math.ceil(all.length / 3), rejected: [], batch_id: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    expect(responses[0]!.body).toEqual({ accepted: Math.ceil(all.length / 3), rejected: [], rejected_count: 0, batch_id: expect.stringMatching(/^[0-9a-f-]{36}$/) });
     const r2 = responses[1]!.body;
     expect(r2.rejected.map((r: { index: number }) => r.index)).toEqual([26, 27, 28]);
     expect(r2.rejected[0].errors).toEqual([{ path: 'value', message: 'value must not be negative' }]);

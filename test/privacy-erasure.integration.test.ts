@@ -10,6 +10,8 @@ import { toBatchJob } from '../ingest/accept.js';
 import { parseSample } from '../schemas/sample.js';
 import { expectedTotals, type SentSample } from './support/oracle.js';
 import { KEYS, startTestPipeline, type TestPipeline } from './support/pipeline.js';
+import { claimSequence } from '../lib/inflight.js';
+import { listQuarantine, quarantineIdsFor } from '../lib/quarantine.js';
 
 const HOUR = 3_600_000;
 const end = Math.floor(Date.now() / HOUR) * HOUR;
@@ -40,24 +42,32 @@ describe('erasure and access requests', () => {
     );
     return Number(r!.n);
   };
-  const job = (account: string[], bad = false) => {
+  const job = (account: string[], refuse?: RegExp) => {
     const samples = account.flatMap((a) => samplesOf(a).slice(0, 2)).map((s) => {
       const r = parseSample(s, Date.now());
       if (!r.ok) throw new Error('fixture invalid');
       return r.sample;
     });
     const j = toBatchJob(crypto.randomUUID(), 1_000_000 + Math.floor(Math.random() * 1000), Date.now(), samples);
-    return bad ? { ...j, rows: j.rows.replace(/"cpu"/g, '"not-a-metric"') } : j; // an Enum value the table refuses
+    // An Enum value the table refuses, for the metrics `refuse` matches.
+    return refuse ? { ...j, rows: j.rows.replace(refuse, '"not-a-metric"') } : j;
   };
 
   beforeAll(async () => {
-    p = await startTestPipeline('erasure', { K_ANONYMITY: '2', JOB_ATTEMPTS: '1' });
+    p = await startTestPipeline('erasure', { K_ANONYMITY: '2', JOB_ATTEMPTS: '1', QUARANTINE_MAX_ROWS: '1' });
     expect((await p.post(accounts.flatMap(samplesOf))).status).toBe(202);
     await p.waitIdle();
     analyticsBefore = await analytics();
-    // A dead letter holding acct-x's rows (its insert can never succeed), and a delayed
-    // job holding acct-x's and acct-y's.
-    const poison = await p.queue!.add('batch', job(['acct-x'], true), { attempts: 1 });
+    // A quarantined row of acct-x (the engine refuses it; the rest of its batch is written),
+    // then a dead letter holding acct-x's rows (refused too, and the quarantine, holding
+    // one row at most here, is full), and a delayed job holding acct-x's and acct-y's.
+    // Numbered and marked in flight as ingest would: once written, its hours are folded.
+    const refusedJob = job(['acct-x'], /"cpu"/g);
+    refusedJob.batchSeq = await claimSequence(p.redis.client, p.redisKeys, refusedJob.batchId, refusedJob.hours[0]!);
+    const refused = await p.queue!.add('batch', refusedJob, { attempts: 1 });
+    while ((await refused.getState()) !== 'completed') await sleep(50);
+    expect(await quarantineIdsFor(p.redis.client, p.redisKeys, 'acct-x')).toEqual([refused.data.batchId]);
+    const poison = await p.queue!.add('batch', job(['acct-x'], /"(cpu|bandwidth_out)"/g), { attempts: 1 });
     while ((await poison.getState()) !== 'failed') await sleep(50);
     await p.queue!.add('batch', job(['acct-x', 'acct-y']), { delay: 3_600_000, jobId: 'delayed-mixed' });
   });
@@ -104,6 +114,9 @@ describe('erasure and access requests', () => {
     expect(mixed!.data.accounts).toEqual(['acct-y']); // the other account's rows are kept
     expect(mixed!.data.rowCount).toBe(2);
     expect(await p.redis.client.sismember(p.redisKeys.erasing, 'acct-x')).toBe(0);
+    // The quarantined row of acct-x is gone too.
+    expect(await quarantineIdsFor(p.redis.client, p.redisKeys, 'acct-x')).toEqual([]);
+    expect(await listQuarantine(p.redis.client, p.redisKeys)).toEqual([]);
   });
 
   it('leaves analytics and other accounts untouched', async () => {

@@ -45,13 +45,17 @@ export function createBatchWriter(deps: BatchWriterDeps) {
     const batch = parsed.data;
     try {
       await coalescer.submit(batch);
-    } catch (err) {
-      // The engine refused the rows themselves: the same insert would fail on every retry
-      // and hold every later batch's hours back. Write what it takes, quarantine the rest.
-      if (isDataRefusal(err)) return { rows: await writeAroundRefusedRows(deps, batch, err) };
-      // Last attempt: the batch becomes a dead letter and must not hold the fold back.
-      if ((job.attemptsMade ?? 0) + 1 >= (job.opts?.attempts ?? 1)) await parkInTx(deps.redis.multi(), deps.keys, batch.batchId, batch.batchSeq).exec().catch(() => undefined);
-      throw err;
+    } catch (insertError) {
+      try {
+        // The engine refused the rows themselves: the same insert would fail on every retry
+        // and hold every later batch's hours back. Write what it takes, quarantine the rest.
+        if (!isDataRefusal(insertError)) throw insertError;
+        return { rows: await writeAroundRefusedRows(deps, batch, insertError) };
+      } catch (err) {
+        // Last attempt: the batch becomes a dead letter and must not hold the fold back.
+        if ((job.attemptsMade ?? 0) + 1 >= (job.opts?.attempts ?? 1)) await parkInTx(deps.redis.multi(), deps.keys, batch.batchId, batch.batchSeq).exec().catch(() => undefined);
+        throw err;
+      }
     }
     try {
       deps.onWritten?.(batch.rowCount, performance.now() - started);

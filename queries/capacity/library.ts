@@ -5,9 +5,10 @@
  * parameters, which are validated here before any SQL runs.
  */
 import { readdirSync } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { describeParam, loadSqlFile, resolveParams, type ParamsResult, type ResolvedParams, type SqlFile } from './sql-file.js';
+import { neutralizeCsv } from '../export/csv.js';
 
 export const LIBRARY = 'capacity';
 const DIR = new URL('./', import.meta.url);
@@ -93,5 +94,6 @@ export async function namedQueryCsv(ch: ClickHouseClient, q: NamedQuery, params:
     query_params: params.bound,
     clickhouse_settings: { ...SETTINGS, format_csv_null_representation: '' },
   });
-  return result.stream;
+  // Labels are data a spreadsheet must not run (OWASP CSV injection): see export/csv.ts.
+  return Readable.from(neutralizeCsv(result.stream));
 }

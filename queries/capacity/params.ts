@@ -5,7 +5,8 @@
  * binds: DateTime as epoch seconds, absent optional parameters as NULL.
  */
 import { z } from 'zod';
-import { parseTimeBound, toIso } from '../../lib/time.js';
+import { API_TIME_MIN_MS, API_TIME_MAX_MS, parseTimeBound, toIso } from '../../lib/time.js';
+import { NO_CONTROL_CHARS, WELL_FORMED } from '../../schemas/text.js';
 import type { ParamSpec, SqlFile } from './sql-file.js';
 
 const HOUR_MS = 3_600_000;
@@ -22,8 +23,6 @@ export function parseRelativeTime(raw: string, nowMs = Date.now()): number | und
   return m[1] === '-' ? base - delta : base + delta;
 }
 
-const PRINTABLE = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]*$/u;
-
 /** One parameter's value as it arrives (a string from a URL or the command line). */
 export function paramValueSchema(p: ParamSpec): z.ZodType<string | number> {
   const text = z.union([z.string(), z.number()]).transform((v) => String(v).trim());
@@ -35,8 +34,8 @@ export function paramValueSchema(p: ParamSpec): z.ZodType<string | number> {
           ctx.addIssue({ code: 'custom', message: 'must be RFC 3339 with a time zone, YYYY-MM-DD, epoch ms, or now / now-30d / now+12h' });
           return z.NEVER;
         }
-        if (ms < 0 || ms >= Date.UTC(2106, 0, 1)) {
-          ctx.addIssue({ code: 'custom', message: 'is outside the range ClickHouse DateTime holds (1970–2105)' });
+        if (ms < API_TIME_MIN_MS || ms >= API_TIME_MAX_MS) {
+          ctx.addIssue({ code: 'custom', message: `must be from ${toIso(API_TIME_MIN_MS)} up to ${toIso(API_TIME_MAX_MS)} (exclusive), as every API time bound` });
           return z.NEVER;
         }
         return Math.floor(ms / 1000);
@@ -44,7 +43,15 @@ export function paramValueSchema(p: ParamSpec): z.ZodType<string | number> {
     case 'Date':
       return text.refine((s) => /^\d{4}-\d{2}-\d{2}$/.test(s) && !Number.isNaN(Date.parse(`${s}T00:00:00Z`)), 'must be a date, YYYY-MM-DD');
     case 'String':
-      return text.pipe(z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters').regex(PRINTABLE, 'must not contain control characters'));
+      // The text rule ingest applies to ids and labels (schemas/text.ts).
+      return text.pipe(
+        z
+          .string()
+          .min(1, 'must not be empty')
+          .max(256, 'must be at most 256 characters')
+          .regex(WELL_FORMED, 'must be well-formed Unicode (it holds a lone surrogate)')
+          .regex(NO_CONTROL_CHARS, 'must not contain control characters'),
+      );
     case 'Enum':
       return text.pipe(z.enum(p.enumValues as [string, ...string[]], { error: `must be one of ${p.enumValues!.join(', ')}` }));
     case 'UInt32':
