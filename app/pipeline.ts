@@ -15,7 +15,8 @@ import { createMetrics } from '../lib/metrics.js';
 import { installRateLimits } from '../lib/rate-limit.js';
 import { connectRedis, type RedisHandle } from '../lib/redis.js';
 import { applyRetention } from '../lib/retention.js';
-import { quarantineStats } from '../lib/quarantine.js';
+import { ledgerGauges } from '../domain/ledger.js';
+import { quarantineStats } from '../domain/quarantine.js';
 import type { PullCollector } from '../ingest/collectors/index.js';
 import type { Config } from '../schemas/config.js';
 import { migrate } from '../schemas/migrate.js';
@@ -101,19 +102,12 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
       readiness: readinessChecks(redis, ch),
       readinessInfo: () => (collector ? { collector_targets: collectorSummary(collector) } : {}),
       beforeScrape: async () => {
-        const [waiting, dirty, inflight, accepted, folded, quarantined] = await Promise.all([
-          ctx.batchQueue.getWaitingCount(),
-          redis.client.hlen(keys.dirtyHours),
-          redis.client.zcard(keys.inflight),
-          redis.client.get(keys.batchSeq),
-          redis.client.get(keys.foldedThrough),
-          quarantineStats(redis.client, keys),
-        ]);
+        const [waiting, ledger, quarantined] = await Promise.all([ctx.batchQueue.getWaitingCount(), ledgerGauges(redis.client, keys), quarantineStats(redis.client, keys)]);
         metrics.quarantinedRows.set(quarantined.rows);
-        metrics.foldLagBatches.set(Math.max(0, Number(accepted ?? 0) - Number(folded ?? 0)));
+        metrics.foldLagBatches.set(ledger.foldLag);
         metrics.queueWaiting.set(waiting);
-        metrics.dirtyHours.set(dirty);
-        metrics.inflightBatches.set(inflight);
+        metrics.dirtyHours.set(ledger.dirtyHours);
+        metrics.inflightBatches.set(ledger.inflight);
         for (const t of collector?.status() ?? []) {
           metrics.collectorTargetUp.set({ target: t.id }, t.health === 'up' ? 1 : 0);
           metrics.collectorSamples.set({ target: t.id }, t.samples.produced);

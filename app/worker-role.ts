@@ -6,7 +6,8 @@ import { Worker, type Job } from 'bullmq';
 import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { QUEUE_NAMES, type BatchJob, type ErasureJob } from '../schemas/queues.js';
 import { createBatchWriter } from '../workers/batch-writer.js';
-import { parkInTx } from '../lib/fold-watermark.js';
+import { park } from '../domain/ledger.js';
+import { isLastAttempt } from '../workers/queues.js';
 import { createErasureProcessor } from '../workers/erasure.js';
 import { InflightReconciler } from '../workers/inflight-reconciler.js';
 import { PeriodCloser } from '../workers/period-closer.js';
@@ -47,14 +48,14 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
     maxStalledCount: 100, // a crash is not the job's fault: stalls do not use up its attempts
   });
   batchWorker.on('failed', (job, err) => {
-    const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1);
+    const final = !job || isLastAttempt(job, 'failed');
     metrics.batchFailures.inc({ final: String(final) });
     log[final ? 'error' : 'warn']({ jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, final ? 'batch job dead-lettered' : 'batch job failed; will retry');
     // A dead letter must not hold back the fold of later batches (also done by the writer;
     // this covers payloads it refused before reading them).
     const { batchId, batchSeq } = (job?.data ?? {}) as Partial<BatchJob>;
     if (final && typeof batchId === 'string' && Number.isSafeInteger(batchSeq)) {
-      parkInTx(redis.multi(), keys, batchId, batchSeq!).exec().catch((e: unknown) => log.warn({ err: e }, 'could not park a dead letter'));
+      park(redis, keys, { batchId, batchSeq: batchSeq! }).catch((e: unknown) => log.warn({ err: e }, 'could not park a dead letter'));
     }
   });
   batchWorker.on('error', (err) => log.error({ err }, 'batch worker error'));

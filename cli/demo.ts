@@ -12,7 +12,7 @@ import { startPipeline, type Pipeline } from '../app/pipeline.js';
 import { createLogger } from '../lib/log.js';
 import { HOUR_MS } from '../lib/time.js';
 import { capacitySummary } from '../queries/capacity-summary.js';
-import { isIdle } from '../queries/completeness.js';
+import { isIdle } from '../domain/ledger.js';
 import { loadConfig } from '../schemas/config.js';
 import { countExpected, createFleet, ExpectedTotals, generateSamples, postBatches, type SampleBatch } from '../sim/index.js';
 import type { UsageRow } from '../queries/usage.js';

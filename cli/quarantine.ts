@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { acceptorFromConfig } from '../ingest/accept.js';
 import { QuarantineNotFoundError, replayQuarantined, sampleOfRow } from '../ingest/quarantine-replay.js';
-import { getQuarantine, listQuarantine, quarantineStats, removeQuarantine, type QuarantineMeta } from '../lib/quarantine.js';
+import { getQuarantine, listQuarantine, quarantineStats, removeQuarantine, type QuarantineMeta } from '../domain/quarantine.js';
 import { loadConfig } from '../schemas/config.js';
 import { redisKeys } from '../schemas/queues.js';
 import { createBatchQueue } from '../workers/queues.js';

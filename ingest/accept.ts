@@ -9,7 +9,8 @@ import type { Redis } from 'ioredis';
 import { parseSample, type FieldError, type NormalizedSample } from '../schemas/sample.js';
 import type { Config } from '../schemas/config.js';
 import type { BatchJob, RedisKeys } from '../schemas/queues.js';
-import { claimSequence, release } from '../lib/inflight.js';
+import { claimSequence, release } from '../domain/ledger.js';
+import { accountsBeingErased, ERASING_CHECK_MS } from '../domain/erasure-requests.js';
 import { encodeRawRow, RAW_ROW_FORMAT, rawRowOf } from '../schemas/raw-row.js';
 import { usageHourOf } from '../lib/time.js';
 
@@ -61,8 +62,6 @@ export interface AcceptorOptions {
 }
 
 const BACKLOG_CHECK_MS = 250;
-/** How stale this process's view of the accounts being erased may be (erasure waits longer). */
-export const ERASING_CHECK_MS = 1000;
 
 export class BatchAcceptor implements SampleSink {
   private backlog = { checkedAt: 0, waiting: 0 };
@@ -128,7 +127,7 @@ export class BatchAcceptor implements SampleSink {
 
   private async accountsBeingErased(nowMs: number): Promise<Set<string>> {
     if (nowMs - this.erasing.checkedAt > ERASING_CHECK_MS) {
-      this.erasing = { checkedAt: nowMs, accounts: new Set(await this.opts.redis.smembers(this.opts.keys.erasing)) };
+      this.erasing = { checkedAt: nowMs, accounts: await accountsBeingErased(this.opts.redis, this.opts.keys) };
     }
     return this.erasing.accounts;
   }

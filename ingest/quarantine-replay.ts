@@ -10,7 +10,7 @@
  * billed twice.
  */
 import type { Redis } from 'ioredis';
-import { getQuarantine, removeQuarantine, replaceQuarantine, withRows, type QuarantineEntry } from '../lib/quarantine.js';
+import { getQuarantine, removeQuarantine, replaceQuarantine, withRows, type QuarantineEntry } from '../domain/quarantine.js';
 import type { RedisKeys } from '../schemas/queues.js';
 import { decodeRawRow, RAW_ROW_FORMAT, type RawRow } from '../schemas/raw-row.js';
 import { UnreadableItem, type RejectedItem, type SampleSink } from './accept.js';

@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { KeyRing } from '../lib/auth.js';
 import { sendError } from '../lib/http-errors.js';
-import { getQuarantine, listQuarantine, quarantineStats, removeQuarantine, type QuarantineMeta } from '../lib/quarantine.js';
+import { getQuarantine, listQuarantine, quarantineStats, removeQuarantine, type QuarantineMeta } from '../domain/quarantine.js';
 import type { RedisKeys } from '../schemas/queues.js';
 import type { SampleSink } from './accept.js';
 import { QuarantineNotFoundError, replayQuarantined, sampleOfRow } from './quarantine-replay.js';

@@ -6,7 +6,7 @@
  */
 import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { CURRENT_ADJUSTMENTS } from './adjustments.js';
-import { accountState } from './accounts.js';
+import { accountState } from '../domain/accounts.js';
 import { csvLine } from './export/csv.js';
 
 interface Section {

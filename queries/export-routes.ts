@@ -20,8 +20,8 @@ import type { KeyRing } from '../lib/auth.js';
 import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { sendError } from '../lib/http-errors.js';
 import type { RedisKeys } from '../schemas/queues.js';
-import { isComplete } from './completeness.js';
-import { loadPeriodStates, periodStatus, toDateString } from './periods.js';
+import { isComplete } from '../domain/ledger.js';
+import { loadPeriodStates, periodStatus, toDateString } from '../domain/periods.js';
 import {
   EXPORT_FORMATS,
   accountPage,

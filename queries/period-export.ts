@@ -9,7 +9,7 @@ import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { METRICS } from '../schemas/sample.js';
 import { CURRENT_ADJUSTMENTS } from './adjustments.js';
 import { csvLine } from './export/csv.js';
-import { parsePeriod } from './periods.js';
+import { parsePeriod } from '../domain/periods.js';
 import { toQuantity } from './units.js';
 
 const SQL = `

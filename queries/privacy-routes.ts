@@ -10,9 +10,9 @@ import { sendError } from '../lib/http-errors.js';
 import { timeBoundSchema } from '../lib/time.js';
 import type { ErasureJob, RedisKeys } from '../schemas/queues.js';
 import { textField } from '../schemas/text.js';
-import { erasureStatus, requestErasure } from '../workers/erasure.js';
+import { erasureStatus, requestErasure } from '../domain/erasure-requests.js';
 import { exportAccountCsv, exportAccountJson } from './account-export.js';
-import { parseAccountParam, terminateAccount } from './accounts.js';
+import { parseAccountParam, terminateAccount } from '../domain/accounts.js';
 import { queryIssues } from './routes.js';
 
 export interface PrivacyRouteDeps {
@@ -64,7 +64,7 @@ export function registerPrivacyRoutes(app: FastifyInstance, deps: PrivacyRouteDe
     const checked = parseAccountParam(req.params.account);
     if ('error' in checked) return sendError(reply, 400, 'invalid_account', checked.error);
     const { account } = checked;
-    const requestId = await requestErasure({ redis: deps.redis, keys: deps.redisKeys }, deps.erasureQueue, account, 'request');
+    const requestId = await requestErasure(deps.redis, deps.redisKeys, deps.erasureQueue, account, 'request');
     return reply.code(202).send({ request_id: requestId, status: 'queued', status_url: `/v1/erasures/${requestId}` });
   });
 

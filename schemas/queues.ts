@@ -90,6 +90,9 @@ export function redisKeys(prefix: string) {
     quarantineTotal: `${prefix}:quarantine-total`,
     /** Lock held by the worker running a rollup round: one round at a time. */
     rollupLock: `${prefix}:rollup-lock`,
+    /** Locks of the period closer and the retention sweep: one round of each at a time. */
+    periodCloseLock: `${prefix}:bull:period-close-lock`,
+    retentionSweepLock: `${prefix}:bull:retention-sweep-lock`,
   };
 }
 export type RedisKeys = ReturnType<typeof redisKeys>;

@@ -10,8 +10,8 @@ import { toBatchJob } from '../ingest/accept.js';
 import { parseSample } from '../schemas/sample.js';
 import { expectedTotals, type SentSample } from './support/oracle.js';
 import { KEYS, startTestPipeline, type TestPipeline } from './support/pipeline.js';
-import { claimSequence } from '../lib/inflight.js';
-import { listQuarantine, quarantineIdsFor } from '../lib/quarantine.js';
+import { claimSequence } from '../domain/ledger.js';
+import { listQuarantine, quarantineIdsFor } from '../domain/quarantine.js';
 
 const HOUR = 3_600_000;
 const end = Math.floor(Date.now() / HOUR) * HOUR;

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertNdjson, queryRows } from '../lib/clickhouse.js';
 import { applyRetention } from '../lib/retention.js';
-import { addMonthsUtc, terminateAccount } from '../queries/accounts.js';
+import { addMonthsUtc, terminateAccount } from '../domain/accounts.js';
 import { KEYS, startTestPipeline, type TestPipeline } from './support/pipeline.js';
 
 const DAY = 86_400_000;

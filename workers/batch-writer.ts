@@ -10,9 +10,10 @@ import type { ClickHouseSettings } from '@clickhouse/client';
 import { insertNdjson, type ClickHouseClient } from '../lib/clickhouse.js';
 import { RAW_INSERT_TARGET, RAW_ROW_FORMAT } from '../schemas/raw-row.js';
 import { isDataRefusal } from '../lib/engine-errors.js';
-import { accountsOfRows, addToQuarantine } from '../lib/quarantine.js';
+import { accountsOfRows, addToQuarantine } from '../domain/quarantine.js';
 import { isolateRefusedRows } from './poison-isolation.js';
-import { markWrittenInPipeline, parkInTx } from '../lib/fold-watermark.js';
+import { markWrittenInPipeline, park } from '../domain/ledger.js';
+import { isLastAttempt } from './queues.js';
 import { batchJobSchema, type BatchJob, type RedisKeys } from '../schemas/queues.js';
 import { InsertCoalescer } from './insert-coalescer.js';
 
@@ -53,7 +54,7 @@ export function createBatchWriter(deps: BatchWriterDeps) {
         return { rows: await writeAroundRefusedRows(deps, batch, insertError) };
       } catch (err) {
         // Last attempt: the batch becomes a dead letter and must not hold the fold back.
-        if ((job.attemptsMade ?? 0) + 1 >= (job.opts?.attempts ?? 1)) await parkInTx(deps.redis.multi(), deps.keys, batch.batchId, batch.batchSeq).exec().catch(() => undefined);
+        if (isLastAttempt(job, 'running')) await park(deps.redis, deps.keys, batch).catch(() => undefined);
         throw err;
       }
     }

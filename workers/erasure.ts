@@ -18,15 +18,14 @@
  *   5. unmark the account. It can be billed again from zero: new batches get new
  *      deduplication tokens, so no checksum of the old data can swallow them.
  */
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { ERASING_CHECK_MS } from '../ingest/accept.js';
+import { ERASING_CHECK_MS, erasureDone, erasureFailed, erasureStarted } from '../domain/erasure-requests.js';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
-import { release } from '../lib/inflight.js';
-import { eraseFromQuarantine } from '../lib/quarantine.js';
+import { release } from '../domain/ledger.js';
+import { eraseFromQuarantine } from '../domain/quarantine.js';
 import { withLock } from '../lib/locks.js';
 import { batchJobSchema, type BatchJob, type ErasureJob, type RedisKeys } from '../schemas/queues.js';
 import { decodeRawRow, RAW_ROW_FORMAT, type RawRow } from '../schemas/raw-row.js';
@@ -34,11 +33,8 @@ import { decodeRawRow, RAW_ROW_FORMAT, type RawRow } from '../schemas/raw-row.js
 /** Billing tables that hold an account_id: everything erasure must reach. */
 export const ACCOUNT_TABLES = ['billing.samples_raw', 'billing.usage_hourly', 'billing.adjustments_hourly', 'billing.accounts'] as const;
 
-const STATUS_TTL_S = 90 * 24 * 3600;
 const ACTIVE_WAIT_MS = 60_000;
 const MAX_PASSES = 5;
-
-export type ErasureStatus = 'queued' | 'running' | 'done' | 'failed';
 
 export interface ErasureDeps {
   ch: ClickHouseClient;
@@ -48,36 +44,10 @@ export interface ErasureDeps {
   log: Logger;
 }
 
-/** Files the request: marks the account at once (step 1) and queues the work. */
-export async function requestErasure(
-  deps: Pick<ErasureDeps, 'redis' | 'keys'>,
-  erasureQueue: Queue<ErasureJob>,
-  account: string,
-  reason: ErasureJob['reason'],
-): Promise<string> {
-  const requestId = randomUUID();
-  const requestedAtMs = Date.now();
-  await deps.redis
-    .multi()
-    .sadd(deps.keys.erasing, account)
-    .hset(deps.keys.erasureRequest(requestId), { status: 'queued', reason, requested_at: new Date(requestedAtMs).toISOString() })
-    .expire(deps.keys.erasureRequest(requestId), STATUS_TTL_S)
-    .exec();
-  await erasureQueue.add('erase', { requestId, account, requestedAtMs, reason }, { jobId: requestId });
-  return requestId;
-}
-
-export async function erasureStatus(redis: Redis, keys: RedisKeys, requestId: string): Promise<Record<string, string> | undefined> {
-  const status = await redis.hgetall(keys.erasureRequest(requestId));
-  return Object.keys(status).length ? status : undefined;
-}
-
 export function createErasureProcessor(deps: ErasureDeps) {
   return async function erase(job: Pick<Job<ErasureJob>, 'data'>): Promise<{ passes: number }> {
     const { requestId, account } = job.data;
-    const statusKey = deps.keys.erasureRequest(requestId);
-    await deps.redis.hset(statusKey, { status: 'running', started_at: new Date().toISOString() });
-    await deps.redis.sadd(deps.keys.erasing, account); // again, in case the request predates a restart
+    await erasureStarted(deps.redis, deps.keys, requestId, account);
     await sleep(ERASING_CHECK_MS + 500); // every ingest process now refuses the account's samples
     let passes = 0;
     try {
@@ -105,14 +75,10 @@ export function createErasureProcessor(deps: ErasureDeps) {
         deps.log.info({ requestId, pass: passes, jobsScrubbed: scrubbed }, 'erasure pass done');
       } while ((await remainingRows(deps.ch, account)) > 0 && passes < MAX_PASSES);
       if ((await remainingRows(deps.ch, account)) > 0) throw new Error(`rows of the account remain after ${MAX_PASSES} passes`);
-      await deps.redis
-        .multi()
-        .srem(deps.keys.erasing, account)
-        .hset(statusKey, { status: 'done', finished_at: new Date().toISOString(), passes: String(passes) })
-        .exec();
+      await erasureDone(deps.redis, deps.keys, requestId, account, passes);
       return { passes };
     } catch (err) {
-      await deps.redis.hset(statusKey, { status: 'failed', error: (err as Error).message });
+      await erasureFailed(deps.redis, deps.keys, requestId, (err as Error).message);
       throw err;
     }
   };

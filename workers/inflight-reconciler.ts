@@ -11,7 +11,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { release } from '../lib/inflight.js';
+import { inflightBatches, release } from '../domain/ledger.js';
 import type { BatchJob, RedisKeys } from '../schemas/queues.js';
 
 export class InflightReconciler {
@@ -34,7 +34,7 @@ export class InflightReconciler {
 
   async pass(): Promise<number> {
     const { redis, keys, queue, log } = this.deps;
-    const members = await redis.zrange(keys.inflight, '0', '999');
+    const members = await inflightBatches(redis, keys);
     const jobless = new Set<string>();
     for (const batchId of members) {
       if ((await queue.getJobState(batchId)) === 'unknown') jobless.add(batchId);

@@ -15,11 +15,11 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
-import { inflightUpTo } from '../lib/inflight.js';
+import { bumpPeriodsVersion, markHoursDirty, outstanding, readCloseSequence } from '../domain/ledger.js';
 import { withLock } from '../lib/locks.js';
 import { PeriodicTask } from '../lib/periodic.js';
 import { exportDigest } from '../queries/period-export.js';
-import { loadPeriodStates, nextPeriod, toDateString, type PeriodState } from '../queries/periods.js';
+import { loadPeriodStates, nextPeriod, toDateString, type PeriodState } from '../domain/periods.js';
 import type { RedisKeys } from '../schemas/queues.js';
 
 export interface PeriodCloserDeps {
@@ -52,7 +52,7 @@ export class PeriodCloser {
   /** Advances every due period as far as it can go now. Returns the periods closed. */
   async runOnce(): Promise<string[]> {
     const { redis, keys } = this.deps;
-    const result = await withLock(redis, `${keys.bullPrefix}:period-close-lock`, async () => {
+    const result = await withLock(redis, keys.periodCloseLock, async () => {
       const closed: string[] = [];
       for (const period of await this.duePeriods()) {
         const done = await this.advance(period);
@@ -85,7 +85,7 @@ export class PeriodCloser {
     const { ch, redis, keys, log } = this.deps;
     let state = (await loadPeriodStates(ch)).find((s) => s.period === period);
     if (!state) {
-      const closeSeq = Number((await redis.get(keys.batchSeq)) ?? 0);
+      const closeSeq = await readCloseSequence(redis, keys);
       state = { period, status: 'closing', close_seq: closeSeq, closed_at: null, export_sha256: '' };
       await writeState(ch, state);
       log.info({ period, closeSeq }, 'billing period closing: later samples become adjustments');
@@ -97,21 +97,18 @@ export class PeriodCloser {
       // could recompute a marked hour without the split and clear its mark, and the
       // period would close with late usage in it. A rollup round reads the version after
       // the dirty hours, so one that sees these marks sees the closing state.
-      await redis.incr(keys.periodsVersion);
+      await bumpPeriodsVersion(redis, keys);
       await this.markHoursDirty(period);
       this.marked.add(period);
     }
     const endS = nextPeriod(Date.parse(`${period}T00:00:00Z`)) / 1000;
-    const [inflight, dirty, pending] = await Promise.all([
-      inflightUpTo(redis, keys, state.close_seq),
-      redis.hkeys(keys.dirtyHours),
-      redis.zrange(keys.pendingHours, '0', '-1'),
-    ]);
-    if (inflight > 0 || [...dirty, ...pending].some((h) => Number(h) < endS)) return false;
+    // Step 3: the ledger's one definition of complete, for every hour before the period's
+    // end and the batches numbered up to its close sequence (a later one is an adjustment).
+    if ((await outstanding(redis, keys, { fromS: 0, toS: endS, throughSeq: state.close_seq })).length > 0) return false;
 
     const digest = await exportDigest(ch, period.slice(0, 7));
     await writeState(ch, { ...state, status: 'closed', closed_at: new Date((this.deps.now ?? Date.now)()).toISOString(), export_sha256: digest });
-    await redis.incr(keys.periodsVersion);
+    await bumpPeriodsVersion(redis, keys);
     this.marked.delete(period);
     log.info({ period, sha256: digest }, 'billing period closed');
     return true;
@@ -125,10 +122,7 @@ export class PeriodCloser {
        WHERE usage_hour >= {start:DateTime('UTC')} AND usage_hour < {end:DateTime('UTC')}`,
       { start, end: nextPeriod(start * 1000) / 1000 },
     );
-    if (hours.length === 0) return;
-    const tx = this.deps.redis.multi();
-    for (const { h } of hours) tx.hincrby(this.deps.keys.dirtyHours, h, 1);
-    await tx.exec();
+    await markHoursDirty(this.deps.redis, this.deps.keys, hours.map((r) => r.h));
   }
 }
 

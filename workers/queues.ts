@@ -25,6 +25,21 @@ export function batchJobOptions(attempts: number): DefaultJobOptions {
   };
 }
 
+interface AttemptCount {
+  attemptsMade?: number;
+  opts?: { attempts?: number };
+}
+
+/**
+ * "Is this the last attempt", decided here only. BullMQ counts an attempt once it has
+ * failed: while a job runs, `attemptsMade` counts the attempts before this one; in a
+ * 'failed' event it includes the one that just failed.
+ */
+export function isLastAttempt(job: AttemptCount, when: 'running' | 'failed'): boolean {
+  const made = (job.attemptsMade ?? 0) + (when === 'running' ? 1 : 0);
+  return made >= (job.opts?.attempts ?? 1);
+}
+
 export function createBatchQueue(s: QueueSettings): Queue<BatchJob> {
   return new Queue<BatchJob>(QUEUE_NAMES.batches, {
     connection: s.connection,

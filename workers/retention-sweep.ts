@@ -10,9 +10,9 @@ import type { Logger } from 'pino';
 import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { withLock } from '../lib/locks.js';
 import { PeriodicTask } from '../lib/periodic.js';
-import { accountsDueForErasure } from '../queries/accounts.js';
+import { accountsDueForErasure } from '../domain/accounts.js';
 import type { ErasureJob, RedisKeys } from '../schemas/queues.js';
-import { requestErasure } from './erasure.js';
+import { isBeingErased, requestErasure } from '../domain/erasure-requests.js';
 
 export class RetentionSweep {
   private readonly task: PeriodicTask;
@@ -34,12 +34,12 @@ export class RetentionSweep {
   /** Requests erasure of every due account not already being erased. Returns them. */
   async runOnce(): Promise<string[]> {
     const { ch, redis, keys, erasureQueue, log } = this.deps;
-    const result = await withLock(redis, `${keys.bullPrefix}:retention-sweep-lock`, async () => {
+    const result = await withLock(redis, keys.retentionSweepLock, async () => {
       const due = await accountsDueForErasure(ch, (this.deps.now ?? Date.now)());
       const requested: string[] = [];
       for (const account of due) {
-        if (await redis.sismember(keys.erasing, account)) continue;
-        const requestId = await requestErasure({ redis, keys }, erasureQueue, account, 'retention');
+        if (await isBeingErased(redis, keys, account)) continue;
+        const requestId = await requestErasure(redis, keys, erasureQueue, account, 'retention');
         log.info({ requestId }, 'retention ended for a terminated account: erasure requested');
         requested.push(account);
       }

@@ -16,10 +16,10 @@ import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { withLock } from '../lib/locks.js';
 import { PeriodicTask } from '../lib/periodic.js';
 import { RollupDebounce } from './rollup-debounce.js';
-import { advanceFoldWatermark } from '../lib/fold-watermark.js';
+import { advanceFoldWatermark, finishFoldRound, hourDone, hoursToRecompute, pendingHours, readFoldedThrough, releaseFoldedHours } from '../domain/ledger.js';
 import { foldHours } from './rollup-fold.js';
 import type { RedisKeys } from '../schemas/queues.js';
-import { PeriodStateCache, rollupPeriodParams, UINT64_MAX, type PeriodState } from '../queries/periods.js';
+import { PeriodStateCache, rollupPeriodParams, UINT64_MAX, type PeriodState } from '../domain/periods.js';
 import { DEFAULT_ANALYTICS_LABEL_PATTERN } from '../schemas/config.js';
 import {
   BILLING_IDENTIFIERS_SQL,
@@ -57,13 +57,6 @@ export interface RollupDeps {
   onHour?: (ms: number) => void;
   onFold?: (rows: number, ms: number) => void;
 }
-
-// Clears a dirty (or analytics) mark only if nothing marked the hour again meanwhile.
-const CLEAR_IF_UNCHANGED = `
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  return redis.call('HDEL', KEYS[1], ARGV[1])
-end
-return 0`;
 
 const PRUNE_EVERY_MS = 60_000;
 
@@ -188,9 +181,9 @@ export class RollupScheduler {
       log.error({ hour: new Date(hour * 1000).toISOString(), kind }, 'hour is past the raw retention: not recomputed');
     };
     let done = await this.fold(context, frozenBefore, frozen);
-    const through = Number((await redis.get(keys.foldedThrough)) ?? 0);
+    const through = (await readFoldedThrough(redis, keys)) ?? 0;
 
-    const dirty = await redis.hgetall(keys.dirtyHours);
+    const dirty = await hoursToRecompute(redis, keys, 'recompute');
     const ctx = await context();
     const now = Date.now();
     for (const hour of Object.keys(dirty).map(Number).sort((a, b) => a - b)) {
@@ -198,25 +191,24 @@ export class RollupScheduler {
       if (!this.recomputeDebounce.isDue(hour, dirty[String(hour)]!, now)) continue;
       if (hour < frozenBefore) {
         frozen(hour, 'recompute');
-        await redis.hdel(keys.dirtyHours, String(hour));
+        await hourDone(redis, keys, 'dropped', hour);
         continue;
       }
       const started = performance.now();
       await rollupHour(ch, hour, this.nextVersion(), ctx, through);
-      await redis.eval(CLEAR_IF_UNCHANGED, 1, keys.dirtyHours, String(hour), dirty[String(hour)]!);
-      // The recomputation included analytics.
-      await redis.hdel(keys.analyticsHours, String(hour));
+      // The recomputation included analytics: both marks are cleared.
+      await hourDone(redis, keys, 'recompute', hour, dirty[String(hour)]!);
       this.recomputeDebounce.forget(hour);
       this.deps.onHour?.(performance.now() - started);
       done++;
     }
 
-    const stale = await redis.hgetall(keys.analyticsHours);
+    const stale = await hoursToRecompute(redis, keys, 'analytics');
     for (const hour of Object.keys(stale).map(Number).sort((a, b) => a - b)) {
       if (this.task.stopRequested) break;
       if (!this.analyticsDebounce.isDue(hour, stale[String(hour)]!, now)) continue;
       await rollupAnalytics(ch, hour, this.nextVersion(), ctx);
-      await redis.eval(CLEAR_IF_UNCHANGED, 1, keys.analyticsHours, String(hour), stale[String(hour)]!);
+      await hourDone(redis, keys, 'analytics', hour, stale[String(hour)]!);
       this.analyticsDebounce.forget(hour);
       done++;
     }
@@ -235,33 +227,27 @@ export class RollupScheduler {
    */
   private async fold(context: () => Promise<RollupContext>, frozenBefore: number, frozen: (hour: number, kind: string) => void): Promise<number> {
     const { redis, keys, ch } = this.deps;
-    const recorded = await redis.get(keys.foldedThrough);
+    const recorded = await readFoldedThrough(redis, keys);
     const through = await advanceFoldWatermark(redis, keys);
-    const from = Number(recorded ?? 0);
-    const pending = (await redis.zrange(keys.pendingHours, '0', '-1')).map(Number).sort((a, b) => a - b);
+    const from = recorded ?? 0;
+    const pending = await pendingHours(redis, keys);
     const ctx = await context();
     let done = 0;
-    if (through > from || recorded === null) {
+    if (through > from || recorded === undefined) {
       const started = performance.now();
       const toRecompute: number[] = [];
       const foldable: number[] = [];
       for (const hour of pending) {
         if (hour < frozenBefore) frozen(hour, 'fold');
         // Without a record of what was folded, only a whole recomputation is safe.
-        else if (recorded === null || rollupPeriodParams(ctx.periods, hour).onTimeSeq !== UINT64_MAX) toRecompute.push(hour);
+        else if (recorded === undefined || rollupPeriodParams(ctx.periods, hour).onTimeSeq !== UINT64_MAX) toRecompute.push(hour);
         else foldable.push(hour);
       }
       const { hours: folded, rows } = await foldHours(ch, { hours: foldable, from, through }, this.nextVersion());
-      const tx = redis.multi();
-      for (const hour of toRecompute) tx.hincrby(keys.dirtyHours, String(hour), 1);
-      for (const hour of folded) tx.hincrby(keys.analyticsHours, String(hour), 1);
-      tx.set(keys.foldedThrough, String(through));
-      await tx.exec();
+      await finishFoldRound(redis, keys, { through, toRecompute, folded });
       done += folded.length;
       if (rows > 0) this.deps.onFold?.(rows, performance.now() - started);
-    }
-    // Hours whose every written batch is now folded (or sent to recomputation).
-    await redis.zremrangebyscore(keys.pendingHours, '-inf', String(through));
+    } else await releaseFoldedHours(redis, keys, through);
     return done;
   }
 

@@ -3,7 +3,7 @@
  * rows, as a whole-hour recomputation reads it) and the same rule on the key columns only.
  * Timed by the engine stage and by the steady workload's prefill. Parameter: {hour}.
  */
-import { UINT64_MAX } from '../../queries/periods.js';
+import { UINT64_MAX } from '../../domain/periods.js';
 
 export const COUNTED_VIEW_SQL = `SELECT count() AS n FROM billing.counted_samples(hour = {hour:DateTime('UTC')}, through = ${UINT64_MAX})`;
 

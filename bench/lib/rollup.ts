@@ -4,7 +4,7 @@
  * (billing periods, k-anonymity, analytics allow-list): the typecheck flags any drift.
  */
 import type { ClickHouseClient } from '../../lib/clickhouse.js';
-import { loadPeriodStates } from '../../queries/periods.js';
+import { loadPeriodStates } from '../../domain/periods.js';
 import type { Config } from '../../schemas/config.js';
 import { rollupHour, type RollupContext } from '../../workers/rollup.js';
 

@@ -10,7 +10,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { isComplete, isIdle } from '../../queries/completeness.js';
+import { isComplete, isIdle } from '../../domain/ledger.js';
 import { redisKeys } from '../../schemas/queues.js';
 import type { LoadgenResult } from '../stages/loadgen.js';
 import { runStage } from './child.js';

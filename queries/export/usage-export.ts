@@ -20,7 +20,7 @@ import { API_TIME_MAX_MS, API_TIME_MIN_MS, HOUR_MS, timeBoundSchema, toIso } fro
 import { METRICS, type Metric } from '../../schemas/sample.js';
 import { CURRENT_ADJUSTMENTS } from '../adjustments.js';
 import { EXPORT_COLUMNS as PERIOD_COLUMNS } from '../period-export.js';
-import { nextPeriod, parsePeriod } from '../periods.js';
+import { nextPeriod, parsePeriod } from '../../domain/periods.js';
 import { toQuantity, type Quantity } from '../units.js';
 
 export const EXPORT_GROUP_BY = ['resource_id', 'region'] as const;

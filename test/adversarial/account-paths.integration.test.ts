@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../lib/clickhouse.js';
-import { accountState, addMonthsUtc, lifecycleVersion, terminateAccount } from '../../queries/accounts.js';
+import { accountState, addMonthsUtc, lifecycleVersion, terminateAccount } from '../../domain/accounts.js';
 import { LIMITS } from '../../schemas/sample.js';
 import { KEYS, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
 

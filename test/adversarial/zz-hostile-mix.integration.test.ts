@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toBatchJob } from '../../ingest/accept.js';
-import { claimSequence } from '../../lib/inflight.js';
+import { claimSequence } from '../../domain/ledger.js';
 import { scanAnalytics } from '../../queries/leak-scan.js';
 import { parseSample, type NormalizedSample } from '../../schemas/sample.js';
 import { expectedTotals, type SentSample } from '../support/oracle.js';

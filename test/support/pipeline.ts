@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { startPipeline, type Pipeline } from '../../app/pipeline.js';
 import { createLogger } from '../../lib/log.js';
-import { isIdle } from '../../queries/completeness.js';
+import { isIdle } from '../../domain/ledger.js';
 import { loadConfig } from '../../schemas/config.js';
 
 export const KEYS = {

@@ -9,7 +9,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { queryRows, type ClickHouseClient } from '../../../lib/clickhouse.js';
-import { UINT64_MAX } from '../../../queries/periods.js';
+import { UINT64_MAX } from '../../../domain/periods.js';
 import { redisKeys } from '../../../schemas/queues.js';
 import { expectedTotals, type SentSample } from '../../support/oracle.js';
 import { KEYS } from '../../support/pipeline.js';

@@ -20,7 +20,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { RedisKeys } from '../schemas/queues.js';
 import { decodeRawRow, RAW_ROW_FORMAT } from '../schemas/raw-row.js';
-import { usageHourOf } from './time.js';
+import { usageHourOf } from '../lib/time.js';
 
 export const quarantineMetaSchema = z.object({
   /** The batch the rows came from (its job id). */
