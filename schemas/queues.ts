@@ -44,6 +44,25 @@ export interface JobPayloads {
   [QUEUE_NAMES.batches]: BatchJob;
   [QUEUE_NAMES.erasure]: ErasureJob;
 }
+export type QueueName = keyof JobPayloads;
+
+/** Each queue's payload schema: what a processor parses before it trusts a job. */
+export const JOB_SCHEMAS: { [Q in QueueName]: z.ZodType<JobPayloads[Q]> } = {
+  [QUEUE_NAMES.batches]: batchJobSchema,
+  [QUEUE_NAMES.erasure]: erasureJobSchema,
+};
+
+/** A payload that can never be processed, with every reason: the job goes straight to the dead letters. */
+export class InvalidPayloadError extends Error {
+  override name = 'InvalidPayloadError';
+}
+
+/** The payload of a job of `queue`, parsed; throws InvalidPayloadError naming each bad field. */
+export function parsePayload<Q extends QueueName>(queue: Q, data: unknown): JobPayloads[Q] {
+  const parsed = JOB_SCHEMAS[queue].safeParse(data);
+  if (parsed.success) return parsed.data;
+  throw new InvalidPayloadError(`invalid ${queue} payload: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; ')}`);
+}
 
 /** Every Redis key the product owns, under the configured prefix. */
 export function redisKeys(prefix: string) {

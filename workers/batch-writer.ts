@@ -4,7 +4,7 @@
  * Safe to run any number of times for the same job.
  */
 import { createHash } from 'node:crypto';
-import { UnrecoverableError, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ClickHouseSettings } from '@clickhouse/client';
 import { insertNdjson, type ClickHouseClient } from '../lib/clickhouse.js';
@@ -13,8 +13,8 @@ import { isDataRefusal } from '../lib/engine-errors.js';
 import { accountsOfRows, addToQuarantine } from '../domain/quarantine.js';
 import { isolateRefusedRows } from './poison-isolation.js';
 import { markWrittenInPipeline, park } from '../domain/ledger.js';
-import { isLastAttempt } from './queues.js';
-import { batchJobSchema, type BatchJob, type RedisKeys } from '../schemas/queues.js';
+import { isLastAttempt, payloadOf } from './queues.js';
+import { QUEUE_NAMES, type BatchJob, type RedisKeys } from '../schemas/queues.js';
 import { InsertCoalescer } from './insert-coalescer.js';
 
 export interface BatchWriterDeps {
@@ -39,11 +39,9 @@ export function createBatchWriter(deps: BatchWriterDeps) {
 
   return async function writeBatch(job: Pick<Job<BatchJob>, 'data'> & Partial<Pick<Job<BatchJob>, 'attemptsMade' | 'opts'>>): Promise<{ rows: number }> {
     const started = performance.now();
-    const parsed = batchJobSchema.safeParse(job.data);
     // A payload that does not match its schema can never succeed: straight to the
     // dead-letter set, with the reason, instead of burning retries.
-    if (!parsed.success) throw new UnrecoverableError(`invalid batch payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    const batch = parsed.data;
+    const batch = payloadOf(QUEUE_NAMES.batches, job.data);
     try {
       await coalescer.submit(batch);
     } catch (insertError) {

@@ -27,8 +27,9 @@ import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { release } from '../domain/ledger.js';
 import { eraseFromQuarantine } from '../domain/quarantine.js';
 import { withLock } from '../lib/locks.js';
-import { batchJobSchema, type BatchJob, type ErasureJob, type RedisKeys } from '../schemas/queues.js';
+import { batchJobSchema, QUEUE_NAMES, type BatchJob, type ErasureJob, type RedisKeys } from '../schemas/queues.js';
 import { decodeRawRow, RAW_ROW_FORMAT, type RawRow } from '../schemas/raw-row.js';
+import { payloadOf } from './queues.js';
 
 /** Billing tables that hold an account_id: everything erasure must reach. */
 export const ACCOUNT_TABLES = ['billing.samples_raw', 'billing.usage_hourly', 'billing.adjustments_hourly', 'billing.accounts'] as const;
@@ -46,7 +47,7 @@ export interface ErasureDeps {
 
 export function createErasureProcessor(deps: ErasureDeps) {
   return async function erase(job: Pick<Job<ErasureJob>, 'data'>): Promise<{ passes: number }> {
-    const { requestId, account } = job.data;
+    const { requestId, account } = payloadOf(QUEUE_NAMES.erasure, job.data);
     await erasureStarted(deps.redis, deps.keys, requestId, account);
     await sleep(ERASING_CHECK_MS + 500); // every ingest process now refuses the account's samples
     let passes = 0;

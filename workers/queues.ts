@@ -3,8 +3,8 @@
  * backoff; once its attempts are spent it stays in BullMQ's failed set, the dead-letter
  * set, with its data and reason, until someone replays or erases it. Nothing is dropped.
  */
-import { Queue, type ConnectionOptions, type DefaultJobOptions } from 'bullmq';
-import { QUEUE_NAMES, type BatchJob, type ErasureJob } from '../schemas/queues.js';
+import { Queue, UnrecoverableError, type ConnectionOptions, type DefaultJobOptions } from 'bullmq';
+import { InvalidPayloadError, parsePayload, QUEUE_NAMES, type BatchJob, type ErasureJob, type JobPayloads, type QueueName } from '../schemas/queues.js';
 
 export interface QueueSettings {
   connection: ConnectionOptions;
@@ -38,6 +38,20 @@ interface AttemptCount {
 export function isLastAttempt(job: AttemptCount, when: 'running' | 'failed'): boolean {
   const made = (job.attemptsMade ?? 0) + (when === 'running' ? 1 : 0);
   return made >= (job.opts?.attempts ?? 1);
+}
+
+/**
+ * A job's payload for its processor: parsed by its queue's schema, or an error BullMQ will
+ * not retry (a payload that fails its schema now fails it on every attempt), so the job
+ * goes to the dead letters with the reason at once.
+ */
+export function payloadOf<Q extends QueueName>(queue: Q, data: unknown): JobPayloads[Q] {
+  try {
+    return parsePayload(queue, data);
+  } catch (err) {
+    if (err instanceof InvalidPayloadError) throw new UnrecoverableError(err.message);
+    throw err;
+  }
 }
 
 export function createBatchQueue(s: QueueSettings): Queue<BatchJob> {
