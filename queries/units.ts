@@ -4,7 +4,7 @@
  * rounded half-to-even at a fixed scale, never through a float64.
  */
 import BigImport from 'big.js';
-import type { Metric } from '../schemas/sample.js';
+import { METRIC_KINDS, METRICS, type Metric } from '../schemas/metrics.js';
 
 /** Decimal places of a billed quantity: below a millionth of a cent at any sane price. */
 export const QUANTITY_SCALE = 12;
@@ -19,15 +19,10 @@ interface UnitRule {
   divisor: string;
 }
 
-const GIB_HOUR = String(1024 ** 3 * 3600);
-
-export const UNITS: Record<Metric, UnitRule> = {
-  cpu: { baseUnit: 'vCPU-second', unit: 'vCPU-hour', divisor: '3600' },
-  memory: { baseUnit: 'byte-second', unit: 'GiB-hour', divisor: GIB_HOUR },
-  storage: { baseUnit: 'byte-second', unit: 'GiB-hour', divisor: GIB_HOUR },
-  bandwidth_in: { baseUnit: 'byte', unit: 'GB', divisor: '1000000000' },
-  bandwidth_out: { baseUnit: 'byte', unit: 'GB', divisor: '1000000000' },
-};
+/** Each kind's billing rule, from the catalogue (schemas/metrics.ts). */
+export const UNITS: Readonly<Record<Metric, UnitRule>> = Object.fromEntries(
+  METRICS.map((m) => [m, { baseUnit: METRIC_KINDS[m].baseUnit, unit: METRIC_KINDS[m].billingUnit, divisor: METRIC_KINDS[m].divisor }]),
+) as Record<Metric, UnitRule>;
 
 /** Hours in a billing month for GiB-month: the provider's convention (DESIGN.md). */
 const HOURS_PER_MONTH = '730';
@@ -37,7 +32,7 @@ export interface Quantity {
   base_unit: string;
   quantity: string;
   unit: string;
-  /** Storage only: GiB-hours / 730. */
+  /** Kinds the catalogue bills monthly too (storage): GiB-hours / 730. */
   quantity_gib_month?: string;
 }
 
@@ -51,7 +46,8 @@ export function toQuantity(metric: Metric, baseTotal: string): Quantity {
     quantity: canonicalDecimal(quantity.round(QUANTITY_SCALE)),
     unit: rule.unit,
   };
-  if (metric === 'storage') q.quantity_gib_month = canonicalDecimal(quantity.div(HOURS_PER_MONTH).round(QUANTITY_SCALE));
+  const monthly = METRIC_KINDS[metric].monthly;
+  if (monthly) q[monthly.field] = canonicalDecimal(quantity.div(HOURS_PER_MONTH).round(QUANTITY_SCALE));
   return q;
 }
 

@@ -1,12 +1,16 @@
 /**
  * Applies the numbered SQL files in schemas/migrations in order, once each, and records
  * them with a checksum: an edited migration that already ran is an error, not a silent
- * drift. The same files run on the embedded engine and on a server.
+ * drift. The same files run on the embedded engine and on a server. After migrating, the
+ * `metric` columns are checked against the metric catalogue (schemas/metrics.ts): a kind
+ * added to the catalogue without its migration fails here, at start-up, not at the first
+ * insert of that kind.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { queryRows } from '../lib/clickhouse.js';
+import { metricEnumMismatch } from './metrics.js';
 
 const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
 
@@ -68,5 +72,35 @@ export async function migrate(ch: ClickHouseClient, log?: { info: (o: object, m:
     log?.info({ migration: m.name }, 'applied migration');
     count++;
   }
+  await checkMetricColumns(ch);
   return count;
+}
+
+export class MetricCatalogueMismatch extends Error {
+  override name = 'MetricCatalogueMismatch';
+}
+
+/**
+ * Every Enum8 `metric` column (tables and views, any database we own) must hold exactly the
+ * catalogue's kinds with their codes. Migrations are immutable history, so the catalogue
+ * cannot generate them; this check is what ties the two together. Columns of another type
+ * (analytics keeps `metric` as LowCardinality(String)) carry any name and are not checked.
+ */
+export async function checkMetricColumns(ch: ClickHouseClient): Promise<void> {
+  const columns = await queryRows<{ database: string; table: string; type: string }>(
+    ch,
+    `SELECT database, table, type FROM system.columns
+     WHERE database IN ('billing', 'analytics') AND name = 'metric' AND type LIKE 'Enum%'
+     ORDER BY database, table`,
+  );
+  const problems = columns.flatMap((c) => {
+    const why = metricEnumMismatch(c.type);
+    return why ? [`${c.database}.${c.table}.metric ${why}`] : [];
+  });
+  if (problems.length > 0) {
+    throw new MetricCatalogueMismatch(
+      `the metric catalogue (schemas/metrics.ts) and the schema disagree; add a migration that MODIFY COLUMNs metric ` +
+        `(docs/adding-a-metric-kind.md): ${problems.join(' | ')}`,
+    );
+  }
 }

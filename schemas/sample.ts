@@ -4,15 +4,15 @@
  * normalized sample whose value is an exact decimal string, or a list of precise errors.
  */
 import { z } from 'zod';
+import { GAUGE_METRICS, METRIC_KINDS, METRICS, type Metric } from './metrics.js';
 import { printable, textField } from './text.js';
 
-export const RESOURCE_TYPES = ['vm', 'volume', 'database', 'bucket', 'load_balancer', 'network'] as const;
-export const METRICS = ['cpu', 'memory', 'storage', 'bandwidth_in', 'bandwidth_out'] as const;
-export type ResourceType = (typeof RESOURCE_TYPES)[number];
-export type Metric = (typeof METRICS)[number];
+// The metric kinds and their rules are the catalogue's (schemas/metrics.ts); re-exported
+// here because the wire format is where most readers look for them.
+export { GAUGE_METRICS, METRICS, type Metric };
 
-/** Gauges are billed as value × interval_s (byte-seconds); the others are already totals. */
-export const GAUGE_METRICS: ReadonlySet<Metric> = new Set(['memory', 'storage']);
+export const RESOURCE_TYPES = ['vm', 'volume', 'database', 'bucket', 'load_balancer', 'network'] as const;
+export type ResourceType = (typeof RESOURCE_TYPES)[number];
 
 export const LIMITS = {
   idLength: 128,
@@ -28,12 +28,13 @@ export const LIMITS = {
   /** Earliest accepted window end; anything before is a producer bug, not usage. */
   minTsMs: Date.UTC(2000, 0, 1),
   /**
-   * Largest cpu value: 9 integer digits + 6 decimals = 15 significant digits, which a
-   * float64 always round-trips, so the decimal the producer wrote is recovered exactly.
+   * Largest value of a 6-decimal kind (cpu, gpu): 9 integer digits + 6 decimals = 15
+   * significant digits, which a float64 always round-trips, so the decimal the producer
+   * wrote is recovered exactly. The catalogue's wire rule holds it per kind.
    */
-  maxCpuValue: 999_999_999.999999,
+  maxCpuValue: METRIC_KINDS.cpu.wire.max,
   /** Byte values must be integers a float64 holds exactly (JSON numbers are float64). */
-  maxByteValue: Number.MAX_SAFE_INTEGER,
+  maxByteValue: METRIC_KINDS.storage.wire.max,
 } as const;
 
 /** The wire format as a reader sees it: this interface is the contract. */
@@ -137,7 +138,7 @@ export interface NormalizedSample {
   resource_type: ResourceType;
   region: string;
   metric: Metric;
-  /** Exact decimal: integer bytes, or vCPU-seconds with at most 6 decimals. */
+  /** Exact decimal as the kind's wire rule allows: integer bytes, or vCPU-/GPU-seconds with at most 6 decimals. */
   value: string;
   /** Window end, epoch milliseconds (sub-millisecond precision is dropped). */
   ts_ms: number;
@@ -211,14 +212,15 @@ export function parseSample(item: unknown, nowMs: number, opts: ParseOptions = {
  * rounding reaches a bill.
  */
 export function exactValue(metric: Metric, value: number): string | { error: string } {
-  if (metric === 'cpu') {
-    if (value > LIMITS.maxCpuValue) return { error: `cpu value must be at most ${LIMITS.maxCpuValue} vCPU-seconds` };
-    const fixed = value.toFixed(6);
-    if (Number(fixed) !== value) return { error: 'cpu value must have at most 6 decimal places' };
+  const rule = METRIC_KINDS[metric].wire;
+  if (rule.kind === 'decimal') {
+    if (value > rule.max) return { error: `${metric} value must be at most ${rule.max} ${rule.unitPlural}` };
+    const fixed = value.toFixed(rule.places);
+    if (Number(fixed) !== value) return { error: `${metric} value must have at most ${rule.places} decimal places` };
     return trimDecimal(fixed);
   }
-  if (!Number.isInteger(value)) return { error: `${metric} value must be a whole number of bytes` };
-  if (value > LIMITS.maxByteValue) return { error: `${metric} value must be at most ${LIMITS.maxByteValue} bytes` };
+  if (!Number.isInteger(value)) return { error: `${metric} value must be a whole number of ${rule.unitPlural}` };
+  if (value > rule.max) return { error: `${metric} value must be at most ${rule.max} ${rule.unitPlural}` };
   return value.toFixed(0);
 }
 

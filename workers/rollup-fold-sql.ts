@@ -21,6 +21,7 @@
  * is only added to a row whose through_seq is below it: folding the same range twice, after
  * a rollup killed mid-round, changes nothing.
  */
+import { baseAmountSql } from '../schemas/metrics.js';
 import { FIRST, NATURAL_KEY, PAYLOAD } from './rollup-sql.js';
 
 const HOURS = `{hours:Array(DateTime('UTC'))}`;
@@ -94,7 +95,7 @@ delta AS (
            argMin(f.region, (f.batch_seq, f.item)) AS d_region,
            argMin(f.attributes['instance_type'], (f.batch_seq, f.item)) AS d_instance_type,
            argMin(f.attributes['zone'], (f.batch_seq, f.item)) AS d_zone,
-           sum(if(f.metric IN ('memory', 'storage'), f.value * f.interval_s, f.value)) AS d_base,
+           sum(${baseAmountSql('f.')}) AS d_base,
            count() AS d_samples, sum(f.interval_s) AS d_covered,
            min(f.ts - toIntervalSecond(f.interval_s)) AS d_first_start, max(f.ts) AS d_last_end
     FROM counted AS f

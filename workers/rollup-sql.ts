@@ -5,9 +5,10 @@
  * they are folded in incrementally (rollup-fold-sql.ts); this is the reference path for late
  * batches, closing periods and analytics.
  */
+import { baseAmountSql } from '../schemas/metrics.js';
 
-/** Base units: gauges (memory, storage) are billed per second held; the rest as measured. */
-export const BASE = `if(metric IN ('memory', 'storage'), value * interval_s, value)`;
+/** Base units: gauges are billed per second held; the rest as measured (the catalogue's rule). */
+export const BASE = baseAmountSql();
 /** Acceptance order: the first copy of a sample is the smallest. */
 export const FIRST = `(batch_seq, item)`;
 /** A sample's identity besides its id, and what two copies of it must agree on. */

@@ -1,0 +1,106 @@
+/**
+ * The metric catalogue (schemas/metrics.ts) against the live schema: after migrating, every
+ * Enum8 `metric` column equals the catalogue, and a schema that lacks a kind (its migration
+ * missed) or has a stray one fails start-up with a message that names the column. Real
+ * embedded engine, fresh data directory.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClickHouse, queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
+import { checkMetricColumns, loadMigrations, migrate, MetricCatalogueMismatch } from '../schemas/migrate.js';
+import { metricEnum8Sql, metricEnumMismatch, METRICS, naturalPerHourSql, naturalUnitSql, parseEnum8 } from '../schemas/metrics.js';
+import { scratchDirs } from './support/temp.js';
+
+const scratch = scratchDirs();
+
+describe('metric catalogue: pure checks', () => {
+  it('reads back its own Enum8 and finds no mismatch', () => {
+    expect(metricEnum8Sql()).toBe("Enum8('cpu' = 1, 'memory' = 2, 'storage' = 3, 'bandwidth_in' = 4, 'bandwidth_out' = 5, 'gpu' = 6)");
+    expect([...parseEnum8(metricEnum8Sql())!.keys()]).toEqual(METRICS);
+    expect(metricEnumMismatch(metricEnum8Sql())).toBeUndefined();
+  });
+
+  it('names a missing kind, a wrong code, a stray label and a wrong type', () => {
+    expect(metricEnumMismatch("Enum8('cpu' = 1, 'memory' = 2, 'storage' = 3, 'bandwidth_in' = 4, 'bandwidth_out' = 5)")).toMatch(/lacks 'gpu'/);
+    expect(metricEnumMismatch("Enum8('cpu' = 1, 'memory' = 2, 'storage' = 3, 'bandwidth_in' = 4, 'bandwidth_out' = 5, 'gpu' = 7)")).toMatch(/'gpu' = 7, the catalogue says 6/);
+    expect(metricEnumMismatch(`${metricEnum8Sql().slice(0, -1)}, 'tpu' = 7)`)).toMatch(/has 'tpu', which the catalogue does not/);
+    expect(metricEnumMismatch('String')).toMatch(/is String, expected Enum8/);
+  });
+});
+
+describe('metric catalogue: checked against the schema at migration', () => {
+  let ch: ClickHouseClient;
+
+  beforeAll(async () => {
+    ch = createClickHouse({ CLICKHOUSE_URL: undefined, CLICKHOUSE_USER: 'default', CLICKHOUSE_PASSWORD: '', DATA_DIR: scratch('metric-catalogue-') });
+  });
+  afterAll(async () => {
+    await ch?.close();
+  });
+
+  it('fails when the gpu migration is missing: every Enum8 metric column is named', async () => {
+    // Exactly the history before 0040: the state a deployment has if the catalogue gains a
+    // kind and nobody writes its migration.
+    // Recorded as migrate() records them, so the next migrate() applies only 0040.
+    await ch.command({ query: 'CREATE DATABASE IF NOT EXISTS billing' });
+    await ch.command({
+      query: `CREATE TABLE IF NOT EXISTS billing.schema_migrations
+              (version UInt32, name String, checksum String, applied_at DateTime('UTC') DEFAULT now())
+              ENGINE = MergeTree ORDER BY version`,
+    });
+    for (const m of loadMigrations().filter((x) => x.version < 40)) {
+      for (const s of m.statements) await ch.command({ query: s });
+      await ch.insert({ table: 'billing.schema_migrations', values: [{ version: m.version, name: m.name, checksum: m.checksum }], format: 'JSONEachRow' });
+    }
+    const err = await checkMetricColumns(ch).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MetricCatalogueMismatch);
+    const message = (err as Error).message;
+    for (const table of ['billing.samples_raw', 'billing.usage_hourly', 'billing.adjustments_hourly']) {
+      expect(message).toContain(`${table}.metric lacks 'gpu'`);
+    }
+  });
+
+  it('passes once migrated: 0040 added gpu everywhere, metadata only', async () => {
+    await ch.command({ query: `INSERT INTO billing.usage_hourly (account_id, hour, metric, resource_id, resource_type, region, base_total, samples, version)
+                               VALUES ('acct-old', '2026-01-01 00:00:00', 'cpu', 'vm-old', 'vm', 'eu-west-1', '1.5', 1, 1)` });
+    expect(await migrate(ch)).toBe(1);
+    // No mutation: adding an Enum8 value is a metadata change; the old row reads the same.
+    // (Earlier migrations' MATERIALIZE INDEX mutations are listed too: none touches metric.)
+    expect(await queryRows(ch, `SELECT command FROM system.mutations WHERE database = 'billing' AND command LIKE '%metric%'`)).toEqual([]);
+    expect(await queryRows(ch, `SELECT toString(metric) AS metric, base_total FROM billing.usage_hourly`)).toEqual([{ metric: 'cpu', base_total: '1.5' }]);
+    const rows = await queryRows<{ table: string; type: string }>(
+      ch,
+      `SELECT table, type FROM system.columns WHERE database = 'billing' AND name = 'metric' ORDER BY table`,
+    );
+    expect(rows.map((r) => r.table)).toEqual(['adjustments_hourly', 'samples_raw', 'usage_hourly']);
+    for (const r of rows) expect(r.type).toBe(metricEnum8Sql());
+    await expect(checkMetricColumns(ch)).resolves.toBeUndefined();
+  });
+
+  it('fails start-up (migrate) when any metric Enum8 differs from the catalogue', async () => {
+    await ch.command({ query: `CREATE TABLE billing.stale_metric_probe (metric Enum8('cpu' = 1, 'memory' = 2)) ENGINE = Memory` });
+    try {
+      await expect(migrate(ch)).rejects.toThrow(/billing\.stale_metric_probe\.metric lacks 'storage'; lacks 'bandwidth_in'.*lacks 'gpu'/);
+    } finally {
+      await ch.command({ query: 'DROP TABLE billing.stale_metric_probe' });
+    }
+    await expect(migrate(ch)).resolves.toBe(0);
+  });
+
+  it('natural-unit fragments cover every kind and stop on an unknown one instead of guessing', async () => {
+    const known = await queryRows<{ metric: string; per_hour: string; unit: string }>(
+      ch,
+      `SELECT metric, ${naturalPerHourSql()} AS per_hour, ${naturalUnitSql()} AS unit
+       FROM (SELECT arrayJoin({metrics:Array(String)}) AS metric) ORDER BY metric`,
+      { metrics: METRICS },
+    );
+    expect(Object.fromEntries(known.map((r) => [r.metric, `${r.per_hour} ${r.unit}`]))).toEqual({
+      cpu: '3600 vCPU',
+      memory: '3865470566400 GiB',
+      storage: '3865470566400 GiB',
+      bandwidth_in: '450000000 Mbit/s',
+      bandwidth_out: '450000000 Mbit/s',
+      gpu: '3600 GPU',
+    });
+    await expect(queryRows(ch, `SELECT ${naturalPerHourSql()} FROM (SELECT 'tpu' AS metric)`)).rejects.toThrow(/metric kind missing from schemas\/metrics\.ts/);
+  });
+});
