@@ -4,10 +4,11 @@
  * tests (DESIGN.md invariant 1). Injected invalid items and duplicates are skipped by the
  * indexes each batch carries, so no set of seen keys has to be held in memory.
  *
- * Base totals follow DESIGN.md: cpu in vCPU-seconds (6 decimals), memory and storage in
- * byte-seconds (value × interval_s), bandwidth in bytes.
+ * Base totals follow the metric catalogue (schemas/metrics.ts): decimal kinds (cpu, gpu)
+ * in micro-units, gauges (memory, storage) as value × interval_s, the rest as sent.
  */
 import { GAUGE_METRICS, type Metric, type SampleInput } from '../schemas/sample.js';
+import { METRIC_KINDS } from '../schemas/metrics.js';
 import { usageHourOf } from '../lib/time.js';
 import type { SampleBatch } from './samples.js';
 
@@ -22,7 +23,7 @@ export interface ExpectedRow {
 }
 
 export class ExpectedTotals {
-  /** cpu in micro-vCPU-seconds; everything else in its base unit. */
+  /** Decimal kinds in micro-units (10^places); everything else in its base unit. */
   private readonly sums = new Map<string, { row: Omit<ExpectedRow, 'base_total'>; total: bigint }>();
   /** Distinct samples seen: what billing should have stored. */
   distinct = 0;
@@ -70,16 +71,24 @@ export class ExpectedTotals {
   }
 }
 
+/** Decimal places a kind's value is tracked in here (0 for whole-number kinds). */
+function places(metric: Metric): number {
+  const w = METRIC_KINDS[metric].wire;
+  return w.kind === 'decimal' ? w.places : 0;
+}
+
 function baseUnits(s: SampleInput): bigint {
-  if (s.metric === 'cpu') return BigInt(s.value.toFixed(6).replace('.', ''));
-  const v = BigInt(s.value);
+  const p = places(s.metric);
+  const v = p > 0 ? BigInt(s.value.toFixed(p).replace('.', '')) : BigInt(s.value);
   return GAUGE_METRICS.has(s.metric) ? v * BigInt(s.interval_s) : v;
 }
 
-/** Micro-units back to a trimmed decimal (`1.5`, `2`), the form parseSample produces. */
+/** Scaled units back to a trimmed decimal (`1.5`, `2`), the form parseSample produces. */
 function format(metric: Metric, total: bigint): string {
-  if (metric !== 'cpu') return total.toString();
-  const whole = total / 1_000_000n;
-  const frac = (total % 1_000_000n).toString().padStart(6, '0').replace(/0+$/, '');
+  const p = places(metric);
+  if (p === 0) return total.toString();
+  const scale = 10n ** BigInt(p);
+  const whole = total / scale;
+  const frac = (total % scale).toString().padStart(p, '0').replace(/0+$/, '');
   return frac ? `${whole}.${frac}` : `${whole}`;
 }

@@ -10,7 +10,10 @@ import { Rng, hashSeed } from './random.js';
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 
-/** Which metrics each resource type reports (a VM's storage is its boot disk). */
+/**
+ * Which metrics each resource type reports (a VM's storage is its boot disk). A VM with
+ * GPUs also reports `gpu` (see withGpus): most VMs have none.
+ */
 export const METRICS_BY_TYPE: Readonly<Record<ResourceType, readonly Metric[]>> = {
   vm: ['cpu', 'memory', 'storage', 'bandwidth_in', 'bandwidth_out'],
   volume: ['storage'],
@@ -61,6 +64,15 @@ const PLANS: Readonly<Record<ResourceType, readonly string[]>> = {
   network: [],
 };
 
+/**
+ * Share of VMs with GPUs, and how many each has. Decided per resource from its own seeded
+ * stream (hashSeed(seed, 'gpu', id)), never from the fleet's stream: fleets, ids and every
+ * other metric's values stay exactly what they were for a seed before gpu existed, so demo
+ * and bench numbers remain comparable.
+ */
+const GPU_VM_SHARE = 0.1;
+const GPUS_PER_VM: ReadonlyArray<readonly [number, number]> = [[1, 50], [2, 25], [4, 15], [8, 10]];
+
 export type TsFormat = 'iso' | 'epoch_ms' | 'iso_offset';
 
 /** How a resource behaves over time; samples.ts turns this into values. */
@@ -74,6 +86,9 @@ export interface ResourceProfile {
   storageGrowthPerHour: number;
   bwInBytesPerS: number;
   bwOutBytesPerS: number;
+  /** GPUs attached (0 for most), and their mean utilization (0–1): training jobs run flat out. */
+  gpus: number;
+  gpuBaseUtil: number;
   /** Sigma of the per-window log-normal noise on bandwidth. */
   burstiness: number;
   /** How this resource's agent writes `ts`: producers differ, ingest must accept all. */
@@ -137,7 +152,7 @@ export function createFleet(opts: FleetOptions = {}): Fleet {
       const forced = RESOURCE_TYPES[resources.length];
       const type = forced ?? rng.weighted(TYPE_WEIGHTS);
       const seq = String(k + 1).padStart(4, '0');
-      resources.push(makeResource(rng, account, type, `${ID_PREFIX[type]}-${account.id}-${seq}`));
+      resources.push(withGpus(seed, makeResource(rng, account, type, `${ID_PREFIX[type]}-${account.id}-${seq}`)));
     }
   }
   return { seed, accounts, resources };
@@ -191,6 +206,15 @@ function makeResource(rng: Rng, account: Account, type: ResourceType, id: string
   };
 }
 
+/** Gives some VMs GPUs, from a stream of their own (see GPU_VM_SHARE). */
+function withGpus(seed: number, r: Resource): Resource {
+  if (r.type !== 'vm') return r;
+  const g = new Rng(hashSeed(seed, 'gpu', r.id));
+  if (!g.chance(GPU_VM_SHARE)) return r;
+  const gpus = g.weighted(GPUS_PER_VM);
+  return { ...r, metrics: [...r.metrics, 'gpu'], profile: { ...r.profile, gpus, gpuBaseUtil: g.uniform(0.3, 0.95) } };
+}
+
 function makeProfile(rng: Rng, type: ResourceType, instance: InstanceType | undefined): ResourceProfile {
   // Most machines idle, some are busy, a few run hot: the usual fleet utilization mix.
   const cpuBaseUtil = rng.weighted([
@@ -235,6 +259,8 @@ function makeProfile(rng: Rng, type: ResourceType, instance: InstanceType | unde
     storageGrowthPerHour,
     bwInBytesPerS: inMedian > 0 ? rate(inMedian, sigma) : 0,
     bwOutBytesPerS: outMedian > 0 ? rate(outMedian, sigma) : 0,
+    gpus: 0,
+    gpuBaseUtil: 0,
     burstiness: rng.uniform(0.2, 0.8),
     tsFormat: rng.weighted([['iso', 50], ['epoch_ms', 35], ['iso_offset', 15]]),
   };

@@ -18,7 +18,7 @@ export const INVALID_KINDS = {
   numeric_string: (s) => ({ ...s, value: String(s.value) }),
   // What JSON.stringify makes of Infinity or NaN.
   null_value: (s) => ({ ...s, value: null }),
-  unknown_metric: (s, rng) => ({ ...s, metric: rng.pick(['gpu', 'CPU', 'disk_iops', '']) }),
+  unknown_metric: (s, rng) => ({ ...s, metric: rng.pick(['tpu', 'CPU', 'disk_iops', '']) }),
   unknown_resource_type: (s) => ({ ...s, resource_type: 'gpu_node' }),
   // One more decimal than the wire format allows: the last digit would be lost in billing.
   cpu_seven_decimals: (s, rng) => ({ ...s, metric: 'cpu', value: (rng.int(0, 999_999_999) * 10 + 1) / 1e7 }),

@@ -14,6 +14,7 @@
  */
 import type { Metric, SampleInput } from '../schemas/sample.js';
 import { LIMITS } from '../schemas/sample.js';
+import { METRIC_KINDS, wireScale } from '../schemas/metrics.js';
 import type { Fleet, Resource } from './fleet.js';
 import { makeInvalid } from './inject.js';
 import { Rng, hashSeed } from './random.js';
@@ -88,6 +89,16 @@ export function* generateSamples(fleet: Fleet, opts: GenerateOptions): Generator
   const storageEpochMs = opts.storageEpochMs ?? startMs;
   const values = new Rng(hashSeed(seed, 'values'));
   const inject = new Rng(hashSeed(seed, 'inject'));
+  // The five kinds that predate gpu (Enum8 codes 1–5) share the two streams above, as they
+  // always have; each later kind draws from streams of its own, so adding a kind leaves
+  // every earlier kind's values and injections for a seed exactly as they were.
+  const own = new Map<Metric, { values: Rng; inject: Rng }>();
+  const streams = (m: Metric) => {
+    if (METRIC_KINDS[m].code <= 5) return { values, inject };
+    let s = own.get(m);
+    if (!s) own.set(m, (s = { values: new Rng(hashSeed(seed, 'values', m)), inject: new Rng(hashSeed(seed, 'inject', m)) }));
+    return s;
+  };
 
   // Per-step work is shared by every resource in a region: compute it once per offset.
   const offsets = [...new Set(fleet.resources.map((r) => r.utcOffsetMin))];
@@ -108,6 +119,7 @@ export function* generateSamples(fleet: Fleet, opts: GenerateOptions): Generator
       const ts = f === 'epoch_ms' ? tsMs : f === 'iso' ? iso : (isoLocal[oi] as string);
       const ctx = { stepS, tsMs, cpuF: cpuF[oi] as number, netIn, netOut, storageEpochMs };
       for (const metric of r.metrics) {
+        const rng = streams(metric);
         const sample: SampleInput = {
           id: `${r.id}:${metric}:${tsMs}`,
           account_id: r.accountId,
@@ -115,20 +127,20 @@ export function* generateSamples(fleet: Fleet, opts: GenerateOptions): Generator
           resource_type: r.type,
           region: r.region,
           metric,
-          value: valueOf(r, metric, ctx, values),
+          value: valueOf(r, metric, ctx, rng.values),
           ts,
           interval_s: stepS,
           ...(r.attributes ? { attributes: r.attributes } : {}),
         };
         // Two draws per sample whatever the outcome, so injections stay reproducible.
-        const d = inject.next();
-        const bad = inject.next() < invalidRate;
+        const d = rng.inject.next();
+        const bad = rng.inject.next() < invalidRate;
         const conflict = d >= dupRate && d < dupRate + conflictRate && batches.room() >= 2;
         batches.add(sample, 'valid');
         if (conflict) batches.add({ ...sample, id: `${sample.id}:conflict`, value: bumped(sample) }, 'duplicate');
         if (d < dupRate / 2) batches.later(sample);
         else if (d < dupRate) batches.later({ ...sample, id: `${sample.id}:resent` });
-        if (bad) batches.add(makeInvalid(sample, inject), 'invalid');
+        if (bad) batches.add(makeInvalid(sample, rng.inject), 'invalid');
       }
     });
     // Yield between steps, not inside forEach: a generator cannot yield from a callback.
@@ -175,12 +187,18 @@ function valueOf(r: Resource, metric: Metric, c: StepContext, rng: Rng): number 
       if (rng.chance(0.003)) bytes *= rng.uniform(5, 30);
       return Math.min(LIMITS.maxByteValue, Math.round(bytes));
     }
+    case 'gpu': {
+      // Whole micro-GPU-seconds, like cpu: a job keeps its GPUs busy, with small jitter.
+      const util = p.gpuBaseUtil * Math.exp(rng.normal(0, 0.1));
+      return Math.round(p.gpus * Math.min(1, util) * c.stepS * 1e6) / 1e6;
+    }
   }
 }
 
-/** A different but still valid value for the same metric: one unit more. */
+/** A different but still valid value for the same metric: one unit (of its last decimal) more. */
 function bumped(s: SampleInput): number {
-  return s.metric === 'cpu' ? (Math.round(s.value * 1e6) + 1) / 1e6 : s.value + 1;
+  const scale = wireScale(s.metric);
+  return scale === 1 ? s.value + 1 : (Math.round(s.value * scale) + 1) / scale;
 }
 
 /** RFC 3339 in a region's local time, e.g. `2026-11-28T17:30:00+05:30`: agents differ. */
