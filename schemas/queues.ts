@@ -52,6 +52,8 @@ export const JOB_SCHEMAS: { [Q in QueueName]: z.ZodType<JobPayloads[Q]> } = {
   [QUEUE_NAMES.erasure]: erasureJobSchema,
 };
 
+const PAYLOAD_NAMES: { [Q in QueueName]: string } = { [QUEUE_NAMES.batches]: 'batch', [QUEUE_NAMES.erasure]: 'erasure' };
+
 /** A payload that can never be processed, with every reason: the job goes straight to the dead letters. */
 export class InvalidPayloadError extends Error {
   override name = 'InvalidPayloadError';
@@ -61,7 +63,7 @@ export class InvalidPayloadError extends Error {
 export function parsePayload<Q extends QueueName>(queue: Q, data: unknown): JobPayloads[Q] {
   const parsed = JOB_SCHEMAS[queue].safeParse(data);
   if (parsed.success) return parsed.data;
-  throw new InvalidPayloadError(`invalid ${queue} payload: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; ')}`);
+  throw new InvalidPayloadError(`invalid ${PAYLOAD_NAMES[queue]} payload: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; ')}`);
 }
 
 /** Every Redis key the product owns, under the configured prefix. */
