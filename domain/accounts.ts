@@ -95,18 +95,20 @@ export async function terminateAccount(ch: ClickHouseClient, account: string, no
 }
 
 export async function accountState(ch: ClickHouseClient, account: string): Promise<AccountState> {
-  const [row] = await queryRows<unknown>(
+  const [row] = await queryRows(
     ch,
+    stateSchema,
     'SELECT account_id, status, terminated_at, delete_after FROM billing.accounts FINAL WHERE account_id = {account:String}',
     { account },
   );
-  return row ? stateSchema.parse(row) : { account_id: account, status: 'active', terminated_at: null, delete_after: null };
+  return row ?? { account_id: account, status: 'active', terminated_at: null, delete_after: null };
 }
 
 /** Terminated accounts whose retention has run out: due for erasure. */
 export async function accountsDueForErasure(ch: ClickHouseClient, nowMs: number): Promise<string[]> {
-  const rows = await queryRows<{ account_id: string }>(
+  const rows = await queryRows(
     ch,
+    z.object({ account_id: z.string() }),
     `SELECT account_id FROM billing.accounts FINAL
      WHERE status = 'terminated' AND delete_after <= fromUnixTimestamp64Milli({now:Int64}, 'UTC')`,
     { now: nowMs },

@@ -21,11 +21,7 @@ const stateSchema = z.object({
 export type PeriodState = z.infer<typeof stateSchema>;
 
 export async function loadPeriodStates(ch: ClickHouseClient): Promise<PeriodState[]> {
-  const rows = await queryRows<unknown>(
-    ch,
-    'SELECT toString(period) AS period, status, close_seq, closed_at, export_sha256 FROM billing.periods FINAL ORDER BY period',
-  );
-  return rows.map((r) => stateSchema.parse(r));
+  return queryRows(ch, stateSchema, 'SELECT toString(period) AS period, status, close_seq, closed_at, export_sha256 FROM billing.periods FINAL ORDER BY period');
 }
 
 /**

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
+import type { z } from 'zod';
 import type { Config } from '../schemas/config.js';
 
 export type { ClickHouseClient };
@@ -71,8 +72,18 @@ export async function insertNdjson(
   }
 }
 
-/** Runs a query with bound parameters and returns its rows (JSONEachRow). */
-export async function queryRows<T>(ch: ClickHouseClient, query: string, params: Record<string, unknown> = {}, settings: ClickHouseSettings = {}): Promise<T[]> {
-  const rs = await ch.query({ query, query_params: params, format: 'JSONEachRow', clickhouse_settings: settings });
-  return rs.json<T>();
+/**
+ * Runs a query with bound parameters and returns its rows (JSONEachRow), each parsed by
+ * `row`: the result's contract is written beside the query, and a row that breaks it is an
+ * error here, not a wrong number later. The unchecked form (no schema) is for the few
+ * callers that read only ClickHouse's own system tables or pass rows through unread; each
+ * says why where it calls it.
+ */
+export async function queryRows<S extends z.ZodType>(ch: ClickHouseClient, row: S, query: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<z.output<S>[]>;
+export async function queryRows<T>(ch: ClickHouseClient, query: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<T[]>;
+export async function queryRows(ch: ClickHouseClient, ...args: unknown[]): Promise<unknown[]> {
+  const [row, query, params = {}, settings = {}] = typeof args[0] === 'string' ? [undefined, ...args] : args;
+  const rs = await ch.query({ query: query as string, query_params: params as Record<string, unknown>, format: 'JSONEachRow', clickhouse_settings: settings as ClickHouseSettings });
+  const rows = await rs.json<unknown>();
+  return row ? rows.map((r) => (row as z.ZodType).parse(r)) : rows;
 }

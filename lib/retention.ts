@@ -5,6 +5,7 @@
  * account plus ACCOUNT_RETENTION_MONTHS after termination (workers/retention-sweep.ts).
  * Anonymized analytics have none at all.
  */
+import { z } from 'zod';
 import type { ClickHouseClient } from './clickhouse.js';
 import { queryRows } from './clickhouse.js';
 
@@ -26,7 +27,7 @@ export async function applyRetention(ch: ClickHouseClient, rawDays: number, audi
   const changed: string[] = [];
   for (const rule of retentionRules(rawDays, auditMonths)) {
     const [db, name] = rule.table.split('.') as [string, string];
-    const [row] = await queryRows<{ q: string }>(ch, 'SELECT create_table_query AS q FROM system.tables WHERE database = {db:String} AND name = {name:String}', { db, name });
+    const [row] = await queryRows(ch, z.object({ q: z.string() }), 'SELECT create_table_query AS q FROM system.tables WHERE database = {db:String} AND name = {name:String}', { db, name });
     if (row && normalize(row.q).includes(normalize(`TTL ${rule.expression}`))) continue;
     await ch.command({ query: `ALTER TABLE ${rule.table} MODIFY TTL ${rule.expression}` });
     changed.push(rule.table);

@@ -29,8 +29,9 @@ const rowSchema = z.object({
 
 /** An account's adjustments billed in periods starting within [fromMs, toMs). */
 export async function queryAccountAdjustments(ch: ClickHouseClient, account: string, fromMs: number, toMs: number): Promise<AdjustmentRow[]> {
-  const rows = await queryRows<unknown>(
+  const rows = await queryRows(
     ch,
+    rowSchema,
     // Output names differ from the columns: a ClickHouse alias would shadow the column in WHERE.
     `SELECT toString(billed_period) AS billed, toString(toStartOfMonth(hour)) AS original,
             toString(accepted_date) AS accepted, metric, toString(sum(base_total)) AS total
@@ -41,8 +42,7 @@ export async function queryAccountAdjustments(ch: ClickHouseClient, account: str
      ORDER BY billed, original, accepted, metric`,
     { account, from: fromMs / 1000, to: toMs / 1000 },
   );
-  return rows.map((raw) => {
-    const r = rowSchema.parse(raw);
+  return rows.map((r) => {
     return {
       billed_period: r.billed.slice(0, 7),
       original_period: r.original.slice(0, 7),

@@ -50,9 +50,8 @@ export interface CoverageRow {
 }
 
 export async function accountCoverage(ch: ClickHouseClient, account: string, startMs: number, endMs: number): Promise<CoverageRow[]> {
-  const rows = await queryRows<unknown>(ch, SQL, { account, start: startMs / 1000, end: endMs / 1000 });
-  return rows.map((raw) => {
-    const r = rowSchema.parse(raw);
+  const rows = await queryRows(ch, rowSchema, SQL, { account, start: startMs / 1000, end: endMs / 1000 });
+  return rows.map((r) => {
     const expected = new Big(r.expected_s);
     const ratio = expected.eq(0) ? new Big(1) : new Big(r.covered_s).div(expected);
     return { ...r, coverage: (ratio.gt(1) ? new Big(1) : ratio).toFixed(4) };

@@ -7,6 +7,7 @@
  * the label allow-list must be held by at least k accounts there.
  * Analytics must hold none of them; a hit is a privacy bug.
  */
+import { z } from 'zod';
 import { readFileSync } from 'node:fs';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { DEFAULT_ANALYTICS_LABEL_PATTERN } from '../schemas/config.js';
@@ -51,8 +52,9 @@ const KNOWN_IDENTIFIERS = `
 async function identifierHits(ch: ClickHouseClient, values: string[]): Promise<Map<string, string>> {
   const hits = new Map<string, string>();
   for (let i = 0; i < values.length; i += 10_000) {
-    const rows = await queryRows<{ v: string; tok: string }>(
+    const rows = await queryRows(
       ch,
+      z.object({ v: z.string(), tok: z.string() }),
       `SELECT v, tok FROM (SELECT arrayJoin({values:Array(String)}) AS v)
        ARRAY JOIN arrayDistinct(arrayPushFront(splitByRegexp('[^A-Za-z0-9_.:@/-]+', v), v)) AS tok
        WHERE tok != '' AND tok IN (${KNOWN_IDENTIFIERS})`,
@@ -130,7 +132,7 @@ ORDER BY c.dim, c.value, c.hour
 SETTINGS join_use_nulls = 0`;
 
 async function rareLabelHits(ch: ClickHouseClient, opts: ScanOptions): Promise<LeakHit[]> {
-  const rows = await queryRows<{ dim: string; value: string; hour: string; accounts: number; k: number }>(ch, RARE_LABELS_SQL, {
+  const rows = await queryRows(ch, z.object({ dim: z.string(), value: z.string(), hour: z.string(), accounts: z.coerce.number(), k: z.coerce.number() }), RARE_LABELS_SQL, {
     labelPattern: opts.labelPattern ?? DEFAULT_ANALYTICS_LABEL_PATTERN,
     labelValues: opts.labelValues ?? [],
     k: opts.k ?? 0,
@@ -143,8 +145,9 @@ async function rareLabelHits(ch: ClickHouseClient, opts: ScanOptions): Promise<L
 }
 
 export async function scanAnalytics(ch: ClickHouseClient, opts: ScanOptions = {}): Promise<ScanReport> {
-  const columns = await queryRows<{ table: string; name: string }>(
+  const columns = await queryRows(
     ch,
+    z.object({ table: z.string(), name: z.string() }),
     `SELECT c.table AS table, c.name AS name FROM system.columns AS c
      INNER JOIN system.tables AS t ON t.database = c.database AND t.name = c.table
      WHERE c.database = 'analytics' AND t.engine LIKE '%MergeTree%'
@@ -153,8 +156,9 @@ export async function scanAnalytics(ch: ClickHouseClient, opts: ScanOptions = {}
   );
   const report: ScanReport = { sources: 0, values: 0, hits: [] };
   for (const { table, name } of columns) {
-    const rows = await queryRows<{ v: string }>(
+    const rows = await queryRows(
       ch,
+      z.object({ v: z.string() }),
       `SELECT DISTINCT toString(\`${name}\`) AS v FROM analytics.\`${table}\` LIMIT ${MAX_VALUES_PER_SOURCE}`,
     );
     const values = rows.map((r) => r.v);

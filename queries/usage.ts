@@ -91,9 +91,8 @@ export async function queryAccountUsage(ch: ClickHouseClient, q: UsageQuery): Pr
       AND hour >= {from:DateTime('UTC')} AND hour < {to:DateTime('UTC')}
     GROUP BY ${keys.join(', ')}
     ORDER BY ${keys.join(', ')}`;
-  const rows = await queryRows<unknown>(ch, sql, { account: q.account, from: q.fromMs / 1000, to: q.toMs / 1000 });
-  return rows.map((raw) => {
-    const r = rowSchema.parse(raw);
+  const rows = await queryRows(ch, rowSchema, sql, { account: q.account, from: q.fromMs / 1000, to: q.toMs / 1000 });
+  return rows.map((r) => {
     const out: UsageRow = { period_start: toIso(fromClickHouseDateTime(r.period_start)), metric: r.metric, ...toQuantity(r.metric, r.base_total) };
     if (r.resource_id !== undefined) out.resource_id = r.resource_id;
     if (r.region !== undefined) out.region = r.region;

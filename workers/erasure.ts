@@ -18,6 +18,7 @@
  *   5. unmark the account. It can be billed again from zero: new batches get new
  *      deduplication tokens, so no checksum of the old data can swallow them.
  */
+import { z } from 'zod';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -87,7 +88,7 @@ export function createErasureProcessor(deps: ErasureDeps) {
 
 async function remainingRows(ch: ClickHouseClient, account: string): Promise<number> {
   const union = ACCOUNT_TABLES.map((t) => `SELECT count() AS n FROM ${t} WHERE account_id = {account:String}`).join(' UNION ALL ');
-  const rows = await queryRows<{ n: string }>(ch, `SELECT sum(n) AS n FROM (${union})`, { account });
+  const rows = await queryRows(ch, z.object({ n: z.coerce.number() }), `SELECT sum(n) AS n FROM (${union})`, { account });
   return Number(rows[0]?.n ?? 0);
 }
 

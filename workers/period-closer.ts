@@ -12,6 +12,7 @@
  *      adjustments billed into this period from earlier ones;
  *   4. fingerprint the period's export and record the period as closed.
  */
+import { z } from 'zod';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
@@ -67,8 +68,9 @@ export class PeriodCloser {
   /** Every month from the first one with data up to the last whose grace has passed, not yet closed. */
   private async duePeriods(): Promise<string[]> {
     const now = (this.deps.now ?? Date.now)();
-    const [first] = await queryRows<{ first: string }>(
+    const [first] = await queryRows(
       this.deps.ch,
+      z.object({ first: z.string() }),
       "SELECT toString(toStartOfMonth(min(hour))) AS first FROM billing.usage_hourly HAVING count() > 0",
     );
     if (!first) return [];
@@ -116,8 +118,9 @@ export class PeriodCloser {
 
   private async markHoursDirty(period: string): Promise<void> {
     const start = Date.parse(`${period}T00:00:00Z`) / 1000;
-    const hours = await queryRows<{ h: string }>(
+    const hours = await queryRows(
       this.deps.ch,
+      z.object({ h: z.coerce.number().int() }),
       `SELECT DISTINCT toUnixTimestamp(usage_hour) AS h FROM billing.samples_raw
        WHERE usage_hour >= {start:DateTime('UTC')} AND usage_hour < {end:DateTime('UTC')}`,
       { start, end: nextPeriod(start * 1000) / 1000 },

@@ -6,6 +6,7 @@
  * rarely, one more scan for the closure);
  * see rollup-fold-sql.ts for why the result equals a whole-hour recomputation.
  */
+import { z } from 'zod';
 import { TupleParam } from '@clickhouse/client';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { EARLIER_BY_ID_SQL, EARLIER_COPIES_SQL, FOLD_STATS_SQL, FOLD_USAGE_SQL, FRESH_HOURS_SQL } from './rollup-fold-sql.js';
@@ -25,9 +26,12 @@ export interface FoldResult {
   earlier: number;
 }
 
+/** A copy's position in acceptance order: batch_seq is a UInt64, so it comes as a string. */
+const copySchema = z.object({ batch_seq: z.string(), item: z.coerce.number() });
+
 export async function foldHours(ch: ClickHouseClient, range: FoldRange, version: number): Promise<FoldResult> {
   if (range.hours.length === 0 || range.through <= range.from) return { hours: [], rows: 0, earlier: 0 };
-  const fresh = await queryRows<{ hour: number; rows: string }>(ch, FRESH_HOURS_SQL, range);
+  const fresh = await queryRows(ch, z.object({ hour: z.coerce.number(), rows: z.coerce.number() }), FRESH_HOURS_SQL, range);
   const hours = fresh.map((r) => Number(r.hour)).sort((a, b) => a - b);
   const rows = fresh.reduce((n, r) => n + Number(r.rows), 0);
   if (rows === 0) return { hours: [], rows: 0, earlier: 0 };
@@ -43,7 +47,7 @@ export async function foldHours(ch: ClickHouseClient, range: FoldRange, version:
 export async function earlierPositions(ch: ClickHouseClient, range: FoldRange): Promise<TupleParam[]> {
   // Nothing is accepted at or below sequence 0: no scan.
   if (range.from === 0) return [];
-  const copies = await queryRows<{ batch_seq: string; item: number; id: string; by_id: number }>(ch, EARLIER_COPIES_SQL, range);
+  const copies = await queryRows(ch, copySchema.extend({ id: z.string(), by_id: z.coerce.number() }), EARLIER_COPIES_SQL, range);
   const positions = new Map<string, [number, number]>();
   const keyOf = (r: { batch_seq: string; item: number }) => `${r.batch_seq}:${r.item}`;
   const add = (r: { batch_seq: string; item: number }) => positions.set(keyOf(r), [Number(r.batch_seq), Number(r.item)]);
@@ -53,6 +57,6 @@ export async function earlierPositions(ch: ClickHouseClient, range: FoldRange): 
   // decide whether it counted, and the scan by id did not look for them.
   const keyOnly = [...new Set(copies.filter((r) => !Number(r.by_id) && !positions.has(keyOf(r))).map((r) => r.id))];
   copies.forEach(add);
-  if (keyOnly.length > 0) (await queryRows<{ batch_seq: string; item: number }>(ch, EARLIER_BY_ID_SQL, { ...range, ids: keyOnly })).forEach(add);
+  if (keyOnly.length > 0) (await queryRows(ch, copySchema, EARLIER_BY_ID_SQL, { ...range, ids: keyOnly })).forEach(add);
   return [...positions.values()].map((p) => new TupleParam(p));
 }

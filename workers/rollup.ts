@@ -9,6 +9,7 @@
  *  - analytics: k-anonymous cohorts are not additive, so each hour that changed is
  *    recomputed from its per-resource billing rows, debounced: seconds behind billing.
  */
+import { z } from 'zod';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { TupleParam } from '@clickhouse/client';
@@ -98,7 +99,7 @@ export async function rollupHour(ch: ClickHouseClient, hour: number, version: nu
  * only after rollupHour returns), so the next round repeats both under a newer version.
  */
 async function deleteStaleUsage(ch: ClickHouseClient, hour: number, version: number): Promise<void> {
-  const stale = await queryRows<{ account_id: string; metric: string; resource_id: string }>(ch, STALE_USAGE_KEYS_SQL, { hour, version });
+  const stale = await queryRows(ch, z.object({ account_id: z.string(), metric: z.string(), resource_id: z.string() }), STALE_USAGE_KEYS_SQL, { hour, version });
   if (stale.length === 0) return;
   await ch.command({
     query: DELETE_STALE_USAGE_SQL,
@@ -119,9 +120,9 @@ export async function rollupAnalytics(ch: ClickHouseClient, hour: number, versio
 
 /** The hour's would-be label values that are account or resource ids somewhere in billing. */
 async function labelIdentifiers(ch: ClickHouseClient, hour: number): Promise<string[]> {
-  const values = (await queryRows<{ v: string }>(ch, LABEL_CANDIDATES_SQL, { hour })).map((r) => r.v);
+  const values = (await queryRows(ch, z.object({ v: z.string() }), LABEL_CANDIDATES_SQL, { hour })).map((r) => r.v);
   if (values.length === 0) return [];
-  return (await queryRows<{ id: string }>(ch, BILLING_IDENTIFIERS_SQL, { values })).map((r) => r.id);
+  return (await queryRows(ch, z.object({ id: z.string() }), BILLING_IDENTIFIERS_SQL, { values })).map((r) => r.id);
 }
 
 export class RollupScheduler {

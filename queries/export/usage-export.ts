@@ -153,8 +153,9 @@ export interface AccountPage {
 }
 
 export async function accountPage(ch: ClickHouseClient, req: ExportRequest): Promise<AccountPage> {
-  const rows = await queryRows<{ account_id: string }>(
+  const rows = await queryRows(
     ch,
+    z.object({ account_id: z.string() }),
     `SELECT account_id FROM ${accountsSql(req, true)} GROUP BY account_id ORDER BY account_id LIMIT {limit:UInt32}`,
     { ...bounds(req), after: req.after, limit: req.limit + 1 },
   );
@@ -166,7 +167,7 @@ export async function accountPage(ch: ClickHouseClient, req: ExportRequest): Pro
 
 /** How many accounts the whole export covers: for progress bars. */
 export async function countAccounts(ch: ClickHouseClient, req: ExportRequest): Promise<number> {
-  const [row] = await queryRows<{ n: string }>(ch, `SELECT uniqExact(account_id) AS n FROM ${accountsSql(req, false)}`, bounds(req));
+  const [row] = await queryRows(ch, z.object({ n: z.coerce.number() }), `SELECT uniqExact(account_id) AS n FROM ${accountsSql(req, false)}`, bounds(req));
   return Number(row?.n ?? 0);
 }
 
