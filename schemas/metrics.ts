@@ -72,7 +72,7 @@ const KINDS = [
     baseUnit: 'byte-second',
     billingUnit: 'GiB-hour',
     divisor: GIB_HOUR,
-    natural: { unit: 'GiB', perHour: GIB_HOUR, description: 'GiB allocated' },
+    natural: { unit: 'GiB', perHour: GIB_HOUR, description: 'GiB allocated or provisioned' },
   },
   {
     name: 'storage',
@@ -84,7 +84,7 @@ const KINDS = [
     billingUnit: 'GiB-hour',
     divisor: GIB_HOUR,
     monthly: { field: 'quantity_gib_month' },
-    natural: { unit: 'GiB', perHour: GIB_HOUR, description: 'GiB provisioned' },
+    natural: { unit: 'GiB', perHour: GIB_HOUR, description: 'GiB allocated or provisioned' },
   },
   {
     name: 'bandwidth_in',
@@ -222,6 +222,16 @@ export function naturalUnitsText(): string {
     parts.push(`${n.unit} (${n.description})`);
   }
   return parts.join(', ');
+}
+
+/** "cpu: vCPU-second, memory: byte-second, …": the base unit of each kind. */
+export function baseUnitsText(): string {
+  return METRICS.map((m) => `${m}: ${METRIC_KINDS[m].baseUnit}`).join(', ');
+}
+
+/** "cpu ÷ 3600, memory ÷ 3865470566400, …": hourly base total → natural value, per kind. */
+export function naturalPerHourText(): string {
+  return METRICS.map((m) => `${m} ÷ ${METRIC_KINDS[m].natural.perHour}`).join(', ');
 }
 
 /**

@@ -3,30 +3,29 @@
 --   the mean of the same hour of the week over the `weeks` weeks before it (a seasonal
 --   naive baseline). Every row also carries the method's error on the last known week,
 --   forecast the same way from the `weeks` weeks before that one: mean absolute error and
---   mean absolute percentage error over its hours. Natural units: busy vCPUs, GiB, Mbit/s.
--- param metric: Enum(cpu, memory, storage, bandwidth_in, bandwidth_out) = cpu | which metric
+--   mean absolute percentage error over its hours. Natural units: {{natural_units}}.
+-- param metric: Enum({{metric_names}}) = cpu | which metric
 -- param as_of: DateTime = now | first forecast hour; history is what comes before it (UTC)
 -- param weeks: UInt32[1..8] = 2 | weeks of history averaged per hour of the week
 -- param region: String? | only this region
 WITH
 hourly AS (
-    SELECT region, hour,
+    -- One metric (the WHERE): grouping by it too only carries it along for its unit.
+    SELECT region, hour, metric,
            toDayOfWeek(hour) * 24 + toHour(hour) AS slot,
-           toFloat64(sum(total)) / multiIf({metric:String} = 'cpu', 3600,
-                                           {metric:String} IN ('memory', 'storage'), 3600 * 1073741824,
-                                           450000000) AS value
+           toFloat64(sum(total)) / {{natural_per_hour(metric)}} AS value
     FROM analytics.fleet_usage_hourly
     WHERE metric = {metric:String}
       AND hour >= {as_of:DateTime('UTC')} - toIntervalDay(7 * ({weeks:UInt32} + 1))
       AND hour < {as_of:DateTime('UTC')}
       AND ({region:Nullable(String)} IS NULL OR region = {region:Nullable(String)})
-    GROUP BY region, hour
+    GROUP BY region, hour, metric
 ),
 baseline AS (
-    SELECT region, slot, avg(value) AS forecast, count() AS weeks_averaged
+    SELECT region, metric, slot, avg(value) AS forecast, count() AS weeks_averaged
     FROM hourly
     WHERE hour >= {as_of:DateTime('UTC')} - toIntervalDay(7 * {weeks:UInt32})
-    GROUP BY region, slot
+    GROUP BY region, metric, slot
 ),
 backtest_baseline AS (
     SELECT region, slot, avg(value) AS forecast
@@ -52,7 +51,7 @@ future AS (
 SELECT b.region AS region,
        f.hour AS hour,
        round(b.forecast, 4) AS forecast,
-       multiIf({metric:String} = 'cpu', 'vCPU', {metric:String} IN ('memory', 'storage'), 'GiB', 'Mbit/s') AS unit,
+       {{natural_unit(b.metric)}} AS unit,
        b.weeks_averaged AS weeks_averaged,
        if(t.hours = 0, NULL, round(t.mae, 4)) AS backtest_mae,
        if(t.hours = 0, NULL, round(t.mape, 2)) AS backtest_mape_pct,

@@ -2,9 +2,9 @@
 -- description: Compares each cohort's (region × resource type × instance type × metric)
 --   average hourly usage in the 7 days before `to` with the 7 days before those, fastest
 --   growing first. Averages are over the hours the cohort was published in each week, in
---   natural units (busy vCPUs, GiB, Mbit/s); cohorts absent from either week are left out.
+--   natural units ({{natural_units}}); cohorts absent from either week are left out.
 -- param to: DateTime = now | end of the later week, exclusive (UTC)
--- param metric: Enum(cpu, memory, storage, bandwidth_in, bandwidth_out)? | only this metric
+-- param metric: Enum({{metric_names}})? | only this metric
 -- param limit: UInt32[1..1000] = 20 | how many cohorts
 WITH
 weekly AS (
@@ -22,7 +22,7 @@ paired AS (
            anyIf(per_hour, is_this_week) AS current,
            countIf(NOT is_this_week) AS has_previous,
            countIf(is_this_week) AS has_current,
-           multiIf(metric = 'cpu', 3600, metric IN ('memory', 'storage'), 3600 * 1073741824, 450000000) AS divisor
+           {{natural_per_hour(metric)}} AS divisor
     FROM weekly
     GROUP BY region, resource_type, instance_type, metric
 )
@@ -32,7 +32,7 @@ SELECT region,
        metric,
        round(previous / divisor, 4) AS previous_week,
        round(current / divisor, 4) AS this_week,
-       multiIf(metric = 'cpu', 'vCPU', metric IN ('memory', 'storage'), 'GiB', 'Mbit/s') AS unit,
+       {{natural_unit(metric)}} AS unit,
        round(100 * (current / previous - 1), 2) AS growth_pct
 FROM paired
 WHERE has_previous > 0 AND has_current > 0 AND previous > 0

@@ -9,7 +9,7 @@
 -- param region: String? | only this region
 WITH
 hourly AS (
-    SELECT hour, region, metric, toFloat64(sum(total)) / 3600 / 1073741824 AS gib
+    SELECT hour, region, metric, toFloat64(sum(total)) / {{natural_per_hour(metric)}} AS gib
     FROM analytics.fleet_usage_hourly
     WHERE metric IN ('memory', 'storage')
       AND hour >= {from:DateTime('UTC')} AND hour < {to:DateTime('UTC')}

@@ -20,8 +20,20 @@
  *   Date     → {p:Date}            String, Enum(…) → {p:String}
  *   UInt32   → {p:UInt32}          Float64 → {p:Float64}
  * An optional parameter (`Type?`) is passed as NULL when absent: {p:Nullable(…)}.
+ *
+ * Facts about metric kinds are never written in a file by hand: `{{…}}` placeholders are
+ * filled from the metric catalogue (schemas/metrics.ts) before anything else, in the header
+ * and the body alike, so a new kind reaches every query and its documentation:
+ *   {{metric_names}}            cpu, memory, …            (e.g. `Enum({{metric_names}})`)
+ *   {{natural_units}}           vCPU (busy vCPUs), GiB …  (documentation; also {{base_units}}, {{natural_per_hour_text}})
+ *   {{natural_per_hour(col)}}   multiIf(col = 'cpu', 3600, …): hourly base total ÷ this = natural value
+ *   {{natural_unit(col)}}       multiIf(col = 'cpu', 'vCPU', …)
+ *   {{base_unit(col)}}          multiIf(col = 'cpu', 'vCPU-second', …)
+ * The multiIf fragments have no catch-all branch: a metric the catalogue lacks stops the
+ * query. An unknown placeholder is a load error.
  */
 import { readFileSync } from 'node:fs';
+import { baseUnitSql, baseUnitsText, metricNamesText, naturalPerHourSql, naturalPerHourText, naturalUnitSql, naturalUnitsText } from '../../schemas/metrics.js';
 import { paramValueSchema } from './params.js';
 
 export { describeParam, paramsSchema, parseRelativeTime, resolveParams, type ParamsResult, type ResolvedParams } from './params.js';
@@ -77,7 +89,31 @@ export function loadSqlFile(url: URL, name: string): SqlFile {
   return parseSqlFile(readFileSync(url, 'utf8'), name);
 }
 
-export function parseSqlFile(text: string, name: string): SqlFile {
+const CATALOGUE_VALUES: Record<string, () => string> = {
+  metric_names: metricNamesText,
+  natural_units: naturalUnitsText,
+  base_units: baseUnitsText,
+  natural_per_hour_text: naturalPerHourText,
+};
+const CATALOGUE_FRAGMENTS: Record<string, (col: string) => string> = {
+  natural_per_hour: naturalPerHourSql,
+  natural_unit: naturalUnitSql,
+  base_unit: baseUnitSql,
+};
+
+/** Fills `{{…}}` placeholders from the metric catalogue (see the header of this module). */
+export function expandCatalogue(text: string, name: string): string {
+  const out = text.replace(/\{\{\s*([a-z_]+)(?:\(\s*([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)\s*\))?\s*\}\}/g, (whole, key: string, col?: string) => {
+    if (col !== undefined && key in CATALOGUE_FRAGMENTS) return CATALOGUE_FRAGMENTS[key]!(col);
+    if (col === undefined && key in CATALOGUE_VALUES) return CATALOGUE_VALUES[key]!();
+    throw new SqlFileError(`${name}: unknown catalogue placeholder ${whole}`);
+  });
+  if (out.includes('{{')) throw new SqlFileError(`${name}: malformed catalogue placeholder near ${out.slice(out.indexOf('{{'), out.indexOf('{{') + 40)}`);
+  return out;
+}
+
+export function parseSqlFile(source: string, name: string): SqlFile {
+  const text = expandCatalogue(source, name);
   const lines = text.split('\n');
   const file: SqlFile = { name, title: '', description: '', params: [], columns: [], body: '' };
   // Where a continuation line goes: the field or parameter above it.

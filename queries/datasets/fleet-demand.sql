@@ -16,16 +16,16 @@
 -- column region: - | cloud region
 -- column resource_type: - | vm, volume, database, bucket, load_balancer or network
 -- column instance_type: - | instance type; '*' where cells were generalized to reach k accounts, 'unknown' when not reported
--- column metric: - | cpu, memory, storage, bandwidth_in or bandwidth_out
--- column unit: - | unit of value and of every value_* column: vCPU (busy vCPUs), GiB, or Mbit/s
+-- column metric: - | one of {{metric_names}}
+-- column unit: - | unit of value and of every value_* column: {{natural_units}}
 -- column generalized: 0/1 | 1 when a cell behind the row was generalized for k-anonymity
 -- column cells: count | published analytics cells summed into the row (one per zone)
 -- column min_cell_accounts: accounts | fewest distinct accounts behind any of those cells (never below k)
 -- column resources: count | resources that reported the metric in the hour
 -- column samples: count | samples counted in the hour
 -- column total_base: base_unit | exact hourly total in base units (decimal, 6 places)
--- column base_unit: - | vCPU-second, byte-second (memory, storage) or byte (bandwidth)
--- column value: unit | hourly demand: total_base ÷ 3600 (cpu), ÷ 3600 ÷ 2^30 (memory, storage), × 8 ÷ 3600 ÷ 10^6 (bandwidth)
+-- column base_unit: - | unit of total_base: {{base_units}}
+-- column value: unit | hourly demand: total_base ÷ base units per natural-unit hour ({{natural_per_hour_text}})
 -- column value_per_resource: unit | value ÷ resources
 -- column max_per_resource: unit | the largest single resource's usage in the hour
 -- column hour_of_day: 0–23 | UTC hour of the day
@@ -51,7 +51,7 @@ cells AS (
 ),
 series AS (
     SELECT *,
-           multiIf(metric = 'cpu', 3600, metric IN ('memory', 'storage'), 3865470566400, 450000000) AS divisor,
+           {{natural_per_hour(metric)}} AS divisor,
            toFloat64(total_base) / divisor AS value
     FROM cells
 ),
@@ -72,14 +72,14 @@ SELECT toDateTime64(ts, 3, 'UTC') AS hour,
        resource_type,
        instance_type,
        metric,
-       multiIf(metric = 'cpu', 'vCPU', metric IN ('memory', 'storage'), 'GiB', 'Mbit/s') AS unit,
+       {{natural_unit(metric)}} AS unit,
        generalized,
        cells,
        min_cell_accounts,
        resources,
        samples,
        total_base,
-       multiIf(metric = 'cpu', 'vCPU-second', metric IN ('memory', 'storage'), 'byte-second', 'byte') AS base_unit,
+       {{base_unit(metric)}} AS base_unit,
        value,
        value / resources AS value_per_resource,
        max_base / divisor AS max_per_resource,
