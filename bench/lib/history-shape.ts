@@ -1,8 +1,11 @@
+import { HISTORY_METRICS } from './history-sql.js';
+
 /**
  * The shape of the generated billing history (stage 5): one calendar month of a fleet that
- * grows by accounts, each with 2 VMs × 5 metrics reporting every 5 minutes.
+ * grows by accounts, each with 2 VMs × the history's metrics (the five before gpu) reporting
+ * every 5 minutes.
  */
-export const SERIES_PER_ACCOUNT = 10;
+export const SERIES_PER_ACCOUNT = 2 * HISTORY_METRICS.length;
 export const STEP_S = 300;
 
 /** The last full calendar month before `nowMs`. */

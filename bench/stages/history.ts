@@ -37,6 +37,7 @@ import { registerExportRoutes } from '../../queries/export-routes.js';
 import { registerQueryRoutes } from '../../queries/routes.js';
 import { loadConfig } from '../../schemas/config.js';
 import { migrate } from '../../schemas/migrate.js';
+import { baseAmountSql } from '../../schemas/metrics.js';
 import { redisKeys } from '../../schemas/queues.js';
 import { deleteRedisKeys, REDIS_URL } from '../lib/server.js';
 import { stageArgs, writeResult } from '../lib/child.js';
@@ -121,7 +122,7 @@ if (rollupMode === 'product') {
   await ch.command({
     query: `INSERT INTO billing.usage_hourly (account_id, hour, metric, resource_id, resource_type, region, base_total, samples, version)
             SELECT account_id, usage_hour, metric, resource_id, any(resource_type), any(region),
-                   sum(if(metric IN ('memory', 'storage'), value * interval_s, value)), count(), {version:UInt64}
+                   sum(${baseAmountSql()}), count(), {version:UInt64}
             FROM billing.samples_raw
             WHERE usage_hour >= {from:DateTime('UTC')} AND usage_hour < {to:DateTime('UTC')}
             GROUP BY account_id, usage_hour, metric, resource_id`,

@@ -7,6 +7,7 @@
  * reason, so the collector reports it instead of billing it to someone or dropping it quietly.
  */
 import type { Metric, ResourceType } from '../../../schemas/sample.js';
+import { wireScale } from '../../../schemas/metrics.js';
 import type { GroupReading, SeriesReading } from '../counters.js';
 import { seriesKeyOf, type MetricFamily, type PromSample } from '../prometheus-text.js';
 import type { LabelMatcher, Mapping, SeriesTerm, ValueSource } from './schema.js';
@@ -51,12 +52,12 @@ export interface MappingResult {
 }
 
 /**
- * The unit each metric is tracked in, as an integer multiple of the wire unit: cpu is
- * tracked in micro-vCPU-seconds (the wire allows 6 decimals), bytes in bytes. Integer
- * arithmetic keeps sums exact: 0.1 + 0.2 CPU-seconds must bill as 0.3.
+ * The unit each metric is tracked in, as an integer multiple of the wire unit: a decimal
+ * kind (cpu, gpu) in millionths (the catalogue's wire rule allows 6 decimals), bytes in
+ * bytes. Integer arithmetic keeps sums exact: 0.1 + 0.2 CPU-seconds must bill as 0.3.
  */
 export function unitScale(metric: Metric): number {
-  return metric === 'cpu' ? 1_000_000 : 1;
+  return wireScale(metric);
 }
 
 /** The tracker's key for one (resource, metric): a resource moved to another account starts afresh. */
