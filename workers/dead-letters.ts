@@ -1,8 +1,8 @@
 /**
  * Dead letters: batch jobs whose attempts are spent (or whose payload can never be valid)
- * stay in BullMQ's failed set of the `batches` queue with their payload and failure reason
- * (workers/queues.ts keeps them 30 days). This module lists, inspects, counts and replays
- * them; `usage-meter dead-letters` (cli/dead-letters.ts) is its command line.
+ * stay in BullMQ's failed set of the `batches` queue with their payload and failure reason;
+ * workers/queues.ts never removes them (only a replay or an erasure does). This module
+ * lists, inspects, counts and replays them; `usage-meter dead-letters` is its command line.
  *
  * A dead letter of an acknowledged batch still holds its in-flight mark (the writer never
  * cleared it), so `complete` stays false for the hours it touches until it is replayed:
