@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { ClickHouseClient } from '@clickhouse/client';
+import { z } from 'zod';
 import { queryRows } from '../lib/clickhouse.js';
 import { metricEnumMismatch } from './metrics.js';
 
@@ -87,8 +88,9 @@ export class MetricCatalogueMismatch extends Error {
  * (analytics keeps `metric` as LowCardinality(String)) carry any name and are not checked.
  */
 export async function checkMetricColumns(ch: ClickHouseClient): Promise<void> {
-  const columns = await queryRows<{ database: string; table: string; type: string }>(
+  const columns = await queryRows(
     ch,
+    z.object({ database: z.string(), table: z.string(), type: z.string() }),
     `SELECT database, table, type FROM system.columns
      WHERE database IN ('billing', 'analytics') AND name = 'metric' AND type LIKE 'Enum%'
      ORDER BY database, table`,
