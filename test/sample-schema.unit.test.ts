@@ -49,12 +49,15 @@ describe('sample validation', () => {
     ['resource id too long', { resource_id: 'r'.repeat(257) }, { path: 'resource_id', message: 'resource_id must be at most 256 characters' }],
     ['unknown resource type', { resource_type: 'toaster' }, { path: 'resource_type', message: 'resource_type must be one of vm, volume, database, bucket, load_balancer, network' }],
     ['bad region', { region: 'EU West' }, { path: 'region', message: 'region must be lower-case letters, digits and dashes, e.g. eu-west-1' }],
-    ['unknown metric', { metric: 'gpu' }, { path: 'metric', message: 'metric must be one of cpu, memory, storage, bandwidth_in, bandwidth_out' }],
+    // gpu became a kind (schemas/metrics.ts): the unknown metric is now another accelerator.
+    ['unknown metric', { metric: 'tpu' }, { path: 'metric', message: 'metric must be one of cpu, memory, storage, bandwidth_in, bandwidth_out, gpu' }],
     ['negative value', { value: -1 }, { path: 'value', message: 'value must not be negative' }],
     ['value as string', { value: '12' }, { path: 'value', message: 'value must be a number' }],
     ['infinite value', { value: Number.POSITIVE_INFINITY }, { path: 'value', message: 'value must be finite' }],
     ['cpu with 7 decimals', { value: 0.1234567 }, { path: 'value', message: 'cpu value must have at most 6 decimal places' }],
     ['cpu too large', { value: 1e10 }, { path: 'value', message: 'cpu value must be at most 999999999.999999 vCPU-seconds' }],
+    ['gpu with 7 decimals', { metric: 'gpu', value: 0.1234567 }, { path: 'value', message: 'gpu value must have at most 6 decimal places' }],
+    ['gpu too large', { metric: 'gpu', value: 1e10 }, { path: 'value', message: 'gpu value must be at most 999999999.999999 GPU-seconds' }],
     ['fractional bytes', { metric: 'memory', value: 1.5 }, { path: 'value', message: 'memory value must be a whole number of bytes' }],
     ['bytes beyond 2^53', { metric: 'bandwidth_in', value: 2 ** 53 }, { path: 'value', message: 'bandwidth_in value must be at most 9007199254740991 bytes' }],
     ['ts without zone', { ts: '2026-11-29T11:59:00' }, { path: 'ts', message: 'ts must be an RFC 3339 timestamp with a time zone' }],
@@ -112,5 +115,14 @@ describe('exact values', () => {
     expect(exactValue('cpu', 3)).toBe('3');
     expect(exactValue('storage', 9007199254740991)).toBe('9007199254740991');
     expect(exactValue('bandwidth_out', 0)).toBe('0');
+  });
+
+  it('keeps GPU-seconds to 6 decimals, like vCPU-seconds', () => {
+    expect(exactValue('gpu', 0.1)).toBe('0.1');
+    expect(exactValue('gpu', 999999999.999999)).toBe('999999999.999999');
+    expect(exactValue('gpu', 7200)).toBe('7200');
+    expect(exactValue('gpu', 12.000001)).toBe('12.000001');
+    const r = parseSample({ ...valid, metric: 'gpu', value: 3599.999999 }, NOW);
+    expect(r).toMatchObject({ ok: true, sample: { metric: 'gpu', value: '3599.999999' } });
   });
 });
