@@ -30,6 +30,10 @@ for (let a = 1; a <= 12; a++) {
   resources.push({ account, id: `vol-${account}-1`, type: 'volume', instanceType: 'gp3', region: 'eu-west-1' });
 }
 
+/** Accounts from this one on have a GPU on their VM: at least k of them, so analytics shows gpu. */
+const FIRST_GPU_ACCOUNT = 6;
+const hasGpu = (r: Resource) => r.type === 'vm' && Number(r.account.slice(-3)) >= FIRST_GPU_ACCOUNT;
+
 function samplesFor(r: Resource, tsMs: number, i: number): SentSample[] {
   const base = { account_id: r.account, resource_id: r.id, resource_type: r.type, region: r.region, ts: new Date(tsMs).toISOString(), interval_s: 300, attributes: { instance_type: r.instanceType } };
   if (r.type === 'volume') return [{ ...base, id: `${r.id}:storage:${tsMs}`, metric: 'storage', value: 10 * 1024 ** 3 + i * 4096 }];
@@ -37,6 +41,8 @@ function samplesFor(r: Resource, tsMs: number, i: number): SentSample[] {
     { ...base, id: `${r.id}:cpu:${tsMs}`, metric: 'cpu', value: Number(((i % 7) * 12.345678 + 0.1).toFixed(6)) },
     { ...base, id: `${r.id}:mem:${tsMs}`, metric: 'memory', value: 8 * 1024 ** 3 },
     { ...base, id: `${r.id}:out:${tsMs}`, metric: 'bandwidth_out', value: 1_000_003 * (i + 1) },
+    // GPU-seconds in the 300 s window, 6 decimals: float sums of these would drift.
+    ...(hasGpu(r) ? [{ ...base, id: `${r.id}:gpu:${tsMs}`, metric: 'gpu', value: Number((150 + (i % 5) * 33.333333 + 0.1).toFixed(6)) }] : []),
   ];
 }
 
@@ -109,6 +115,38 @@ describe('pipeline end to end', () => {
       const want = Object.fromEntries([...oracle].filter(([k]) => k.startsWith(`${account}|`)).map(([k, v]) => [k.split('|')[1], v]));
       expect(got).toEqual(want);
     }
+  });
+
+  it('bills gpu in GPU-hours, exactly, only for the accounts with GPUs', async () => {
+    const oracle = expectedTotals(accepted);
+    const range = `from=${new Date(start).toISOString()}&to=${new Date(end).toISOString()}`;
+    for (const r of resources.filter((x) => x.type === 'vm')) {
+      const res = await p.get(`/v1/accounts/${r.account}/usage?${range}`);
+      const gpu = res.body.rows.find((x: { metric: string }) => x.metric === 'gpu');
+      if (!hasGpu(r)) {
+        expect(gpu).toBeUndefined();
+        continue;
+      }
+      const want = oracle.get(`${r.account}|gpu`)!;
+      expect(gpu).toMatchObject({ base_total: want, base_unit: 'GPU-second', unit: 'GPU-hour' });
+      // GPU-hours = GPU-seconds ÷ 3600, checked in integers: quantity × 3600 is within rounding of the total.
+      const micros = decimalToMicros(want);
+      const [whole = '0', frac = ''] = String(gpu.quantity).split('.');
+      const q12 = BigInt(whole) * 10n ** 12n + BigInt(frac.padEnd(12, '0'));
+      expect(q12 * 3600n - micros * 10n ** 6n).toBeLessThanOrEqual(3600n);
+      expect(micros * 10n ** 6n - q12 * 3600n).toBeLessThanOrEqual(3600n);
+    }
+  });
+
+  it('publishes gpu to analytics as an exact fleet total over the accounts with GPUs', async () => {
+    const cells = await queryRows<{ total: string; accounts: string }>(
+      p.ch!,
+      "SELECT toString(sum(total)) AS total, toString(sum(accounts)) AS accounts FROM analytics.fleet_usage_hourly WHERE metric = 'gpu'",
+    );
+    const oracle = expectedTotals(accepted);
+    const want = [...oracle].filter(([k]) => k.endsWith('|gpu')).reduce((n, [, v]) => n + decimalToMicros(v), 0n);
+    expect(decimalToMicros(cells[0]!.total)).toBe(want);
+    expect(want).toBeGreaterThan(0n);
   });
 
   it('counts the first accepted copy when a same-key duplicate carries another value', async () => {

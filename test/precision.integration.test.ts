@@ -16,6 +16,10 @@ const base = { account_id: 'acct-precise', region: 'eu-central-1' };
 for (let s = 1; s <= 10_000; s++) {
   samples.push({ ...base, id: `cpu-${s}`, resource_id: 'vm-precise', resource_type: 'vm', metric: 'cpu', value: 0.1, ts: end - 10_000_000 + s * 1000, interval_s: 1 } as SentSample);
 }
+// GPU-seconds in millionths: 0.000001 × 10,000 and 0.3 × 10,000, both exact.
+for (let s = 1; s <= 10_000; s++) {
+  samples.push({ ...base, id: `gpu-${s}`, resource_id: 'vm-precise', resource_type: 'vm', metric: 'gpu', value: s % 2 ? 0.000001 : 0.3, ts: end - 10_000_000 + s * 1000, interval_s: 1 } as SentSample);
+}
 for (let h = 1; h <= 48; h++) {
   const ts = from + h * HOUR;
   samples.push({ ...base, id: `sto-${h}`, resource_id: 'vol-precise', resource_type: 'volume', metric: 'storage', value: NEAR_2_53, ts, interval_s: 3600 } as SentSample);
@@ -45,6 +49,16 @@ describe('precision', () => {
     const cpu = rows.find((r) => r.metric === 'cpu')!;
     expect(cpu.base_total).toBe('1000');
     expect(cpu.base_total).toBe(expectedTotals(samples).get('acct-precise|cpu'));
+  });
+
+  it('sums GPU-seconds exactly and bills them in GPU-hours', () => {
+    let float = 0;
+    for (let s = 1; s <= 10_000; s++) float += s % 2 ? 0.000001 : 0.3;
+    expect(float).not.toBe(1500.005); // the trap is real for gpu too
+    const gpu = rows.find((r) => r.metric === 'gpu')!;
+    expect(gpu.base_total).toBe('1500.005');
+    expect(gpu.base_total).toBe(expectedTotals(samples).get('acct-precise|gpu'));
+    expect(gpu.quantity).toBe('0.416668055556'); // 1500.005 / 3600, half to even at 12 places
   });
 
   it('keeps byte-second and byte totals beyond 2^53 exact', () => {
