@@ -13,7 +13,7 @@ import { scratchDirs } from './support/temp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runExportCommand } from '../cli/export.js';
 import { queryRows } from '../lib/clickhouse.js';
-import { exportDigest } from '../queries/period-export.js';
+import { exportDigest } from '../domain/period-export.js';
 import type { KeyRole } from '../schemas/config.js';
 import { expectedTotals, toMicros, type SentSample } from './support/oracle.js';
 import { KEYS, startTestPipeline, type TestPipeline } from './support/pipeline.js';
@@ -48,6 +48,8 @@ function samplesFor(account: string, i: number, startMs: number, hours: number, 
     out.push({ ...vm, id: `${tag}-${account}-out-${h}`, metric: 'bandwidth_out', value: 1_000_003 * (i + h) });
     // Every third account also has a volume in the other region.
     if (i % 3 === 1) out.push({ account_id: account, resource_id: `vol-${account}`, resource_type: 'volume', region: 'ap-south-1', ts, interval_s: 3600, id: `${tag}-${account}-sto-${h}`, metric: 'storage', value: 50 * 1024 ** 3 + h });
+    // Every fourth account's VM has GPUs: GPU-seconds with 6 decimals.
+    if (i % 4 === 2) out.push({ ...vm, id: `${tag}-${account}-gpu-${h}`, metric: 'gpu', value: Number((2 * 3600 * 0.8 + (i + h) / 1e6).toFixed(6)) });
   }
   return out;
 }
@@ -99,8 +101,8 @@ afterAll(async () => {
 
 // --- independent expectations -------------------------------------------------------------
 
-const DIVISOR: Record<string, bigint> = { cpu: 3600n, memory: 3600n * 1024n ** 3n, storage: 3600n * 1024n ** 3n, bandwidth_out: 1_000_000_000n };
-const UNIT: Record<string, [string, string]> = { cpu: ['vCPU-second', 'vCPU-hour'], memory: ['byte-second', 'GiB-hour'], storage: ['byte-second', 'GiB-hour'], bandwidth_out: ['byte', 'GB'] };
+const DIVISOR: Record<string, bigint> = { cpu: 3600n, memory: 3600n * 1024n ** 3n, storage: 3600n * 1024n ** 3n, bandwidth_out: 1_000_000_000n, gpu: 3600n };
+const UNIT: Record<string, [string, string]> = { cpu: ['vCPU-second', 'vCPU-hour'], memory: ['byte-second', 'GiB-hour'], storage: ['byte-second', 'GiB-hour'], bandwidth_out: ['byte', 'GB'], gpu: ['GPU-second', 'GPU-hour'] };
 
 /** base ÷ divisor to 12 places, half to even, in integers. */
 function quantity(baseMicros: bigint, divisor: bigint): string {
@@ -122,7 +124,7 @@ function expectedRecord(account: string, metric: string, baseTotal: string, extr
   return rec;
 }
 
-const METRIC_ORDER = ['cpu', 'memory', 'storage', 'bandwidth_in', 'bandwidth_out'];
+const METRIC_ORDER = ['cpu', 'memory', 'storage', 'bandwidth_in', 'bandwidth_out', 'gpu'];
 
 function expectedPeriodRows(): Record<string, string>[] {
   const totals = expectedTotals(onTime);
@@ -159,6 +161,22 @@ describe('GET /v1/usage for a billing period', () => {
     expect(res.headers.get('x-period-status')).toBe('closed');
     expect(res.headers.get('x-export-sha256')).toBe(sha); // what the billing system stores
     expect((await get(`/v1/usage?period=${label(PERIOD)}`)).text).toBe(res.text); // exporting twice: the same bytes
+  });
+
+  it('bills gpu in the closed period, in GPU-hours, inside the fingerprinted export', async () => {
+    const res = await get(`/v1/usage?period=${label(PERIOD)}`);
+    const gpu = ndjson(res.text).filter((r) => r.metric === 'gpu');
+    const withGpu = ACCOUNTS.filter((_, i) => i % 4 === 2);
+    expect(gpu.map((r) => r.account_id)).toEqual(withGpu);
+    for (const r of gpu) {
+      const want = expectedTotals(onTime.filter((s) => s.account_id === r.account_id)).get(`${r.account_id}|gpu`)!;
+      expect(r).toEqual(expectedRecord(r.account_id!, 'gpu', want));
+      expect(r.quantity!.startsWith('6.4')).toBe(true); // 4 hours × 2 GPUs × 80 %
+    }
+    // gpu rows come last for an account, after every earlier kind.
+    const first = ndjson(res.text).filter((r) => r.account_id === withGpu[0]);
+    expect(first.at(-1)!.metric).toBe('gpu');
+    expect(createHash('sha256').update(res.text).digest('hex')).toBe(await exportDigest(p.ch!, label(PERIOD)));
   });
 
   it('pages through accounts with a cursor, losing and repeating nothing', async () => {
