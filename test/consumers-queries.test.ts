@@ -54,6 +54,8 @@ interface Cohort {
   growth: number;
   bw: number;
   gaps?: number;
+  /** GPUs per resource, for cohorts that report gpu. */
+  gpus?: number;
 }
 
 const VM = ['cpu', 'memory', 'storage', 'bandwidth_in', 'bandwidth_out'];
@@ -61,7 +63,8 @@ const VM = ['cpu', 'memory', 'storage', 'bandwidth_in', 'bandwidth_out'];
 const COHORTS: Cohort[] = [
   { region: 'eu-west-1', zone: 'eu-west-1a', type: 'vm', it: 'm5.large', metrics: VM, resources: 12, vcpus: 2, memGiB: 8, storGiB: 50, growth: 0.004, bw: 4e5 },
   { region: 'eu-west-1', zone: 'eu-west-1b', type: 'vm', it: 'm5.large', metrics: VM, resources: 7, vcpus: 2, memGiB: 8, storGiB: 40, growth: 0.002, bw: 3e5 },
-  { region: 'eu-west-1', zone: '*', type: 'vm', it: 'c5.2xlarge', metrics: VM, resources: 5, vcpus: 8, memGiB: 16, storGiB: 100, growth: 0.01, bw: 9e5 },
+  // This cohort's VMs carry a GPU each: gpu is appended, so the other metrics' noise is unchanged.
+  { region: 'eu-west-1', zone: '*', type: 'vm', it: 'c5.2xlarge', metrics: [...VM, 'gpu'], resources: 5, vcpus: 8, memGiB: 16, storGiB: 100, growth: 0.01, bw: 9e5, gpus: 1 },
   { region: 'eu-west-1', zone: '*', type: 'vm', it: '*', metrics: VM, resources: 4, vcpus: 4, memGiB: 16, storGiB: 20, growth: 0, bw: 2e5 },
   { region: 'eu-west-1', zone: 'eu-west-1a', type: 'database', it: 'db.r5.large', metrics: ['cpu', 'memory', 'storage'], resources: 3, vcpus: 2, memGiB: 16, storGiB: 300, growth: 0.006, bw: 0 },
   { region: 'eu-west-1', zone: 'eu-west-1a', type: 'volume', it: 'unknown', metrics: ['storage'], resources: 20, vcpus: 0, memGiB: 0, storGiB: 500, growth: 0.02, bw: 0 },
@@ -97,6 +100,7 @@ function syntheticCells(): Cell[] {
         if (metric === 'cpu') micros = BigInt(Math.round(resources * c.vcpus * 3600 * 0.3 * diurnal * (weekday ? 1 : 0.7) * grow * (0.9 + 0.2 * n) * 1e6));
         else if (metric === 'memory') micros = BigInt(resources * c.memGiB * GiB * 3600) * 1_000_000n;
         else if (metric === 'storage') micros = BigInt(Math.round(resources * c.storGiB * GiB * grow)) * 3600n * 1_000_000n;
+        else if (metric === 'gpu') micros = BigInt(Math.round(resources * c.gpus! * 3600 * 0.7 * diurnal * (weekday ? 1 : 0.5) * (0.9 + 0.2 * n) * 1e6));
         else micros = BigInt(Math.round(resources * c.bw * 3600 * diurnal * (metric === 'bandwidth_in' ? 0.6 : 1) * (0.5 + n * (n > 0.97 ? 6 : 1)))) * 1_000_000n;
         const mean = Number(micros) / 1e6 / resources;
         cells.push({ hour: t, region: c.region, zone: c.zone, resource_type: c.type, instance_type: c.it, metric, accounts: Math.max(2, Math.ceil(resources / 2)), resources, micros, p95: mean * (1.3 + 0.2 * n), max: mean * (1.8 + 0.4 * n) });
@@ -218,7 +222,7 @@ function regionHourly(metric: string, from = SYN_START, to = SYN_END) {
   }
   return [...out.values()];
 }
-const NATURAL: Record<string, number> = { cpu: 3600, memory: 3600 * GiB, storage: 3600 * GiB, bandwidth_in: 450e6, bandwidth_out: 450e6 };
+const NATURAL: Record<string, number> = { cpu: 3600, memory: 3600 * GiB, storage: 3600 * GiB, bandwidth_in: 450e6, bandwidth_out: 450e6, gpu: 3600 };
 
 describe('the named query library', () => {
   it('has the eight capacity questions, each with a parsed header whose placeholders match its parameters', () => {
@@ -252,7 +256,8 @@ describe('the named query library', () => {
     const forecast = res.body.queries.find((q: { name: string }) => q.name === 'capacity/demand-forecast');
     expect(forecast.params).toEqual(
       expect.arrayContaining([
-        { name: 'metric', type: 'Enum(cpu, memory, storage, bandwidth_in, bandwidth_out)', required: false, default: 'cpu', description: 'which metric' },
+        // The metric list comes from the catalogue (schemas/metrics.ts): gpu is offered too.
+        { name: 'metric', type: 'Enum(cpu, memory, storage, bandwidth_in, bandwidth_out, gpu)', required: false, default: 'cpu', description: 'which metric' },
         expect.objectContaining({ name: 'weeks', type: 'UInt32', min: 1, max: 8 }),
       ]),
     );
@@ -431,6 +436,37 @@ describe('each named query against an independent computation', () => {
     // us-east-1 m5.xlarge grows 3 % a day: fastest of all.
     expect(rows[0]).toMatchObject({ region: 'us-east-1', instance_type: 'm5.xlarge' });
     expect(await run('fastest-growing-cohorts', { to: iso(SYN_END), limit: '3', metric: 'storage' })).toHaveLength(3);
+  });
+
+  it('5–8 with metric=gpu: busy GPUs, in the unit GPU, from GPU-seconds', async () => {
+    const gpuHourly = regionHourly('gpu');
+    expect(new Set(gpuHourly.map((h) => h.region))).toEqual(new Set(['eu-west-1']));
+
+    const profile = await run('hour-of-week-profile', { ...range, metric: 'gpu' });
+    expect(profile).toHaveLength(168);
+    const slots = groupBy(gpuHourly, (h) => `${isoDow(h.hour)}|${new Date(h.hour).getUTCHours()}`);
+    for (const row of profile) {
+      const hs = slots.get(`${row.day_of_week}|${row.hour_of_day}`)!;
+      expect(row).toMatchObject({ region: 'eu-west-1', unit: 'GPU' });
+      near(row.value, sum(hs.map((h) => num(h.micros) / 3600)) / hs.length, 4, `gpu ${row.day_of_week}|${row.hour_of_day}`);
+    }
+
+    const growing = await run('fastest-growing-cohorts', { to: iso(SYN_END), limit: '10', metric: 'gpu' });
+    expect(growing).toHaveLength(1);
+    expect(growing[0]).toMatchObject({ region: 'eu-west-1', resource_type: 'vm', instance_type: 'c5.2xlarge', metric: 'gpu', unit: 'GPU' });
+    // About 5 GPUs, 70 % busy on weekdays: the natural value is GPUs, not GPU-seconds.
+    expect(growing[0]!.this_week).toBeGreaterThan(1);
+    expect(growing[0]!.this_week).toBeLessThan(6);
+
+    const forecast = await run('demand-forecast', { metric: 'gpu', as_of: iso(SYN_END), weeks: '2' });
+    expect(forecast).toHaveLength(168);
+    const slot = (ms: number) => isoDow(ms) * 24 + new Date(ms).getUTCHours();
+    const lastTwoWeeks = groupBy(gpuHourly.filter((h) => h.hour >= SYN_END - 14 * DAY), (h) => String(slot(h.hour)));
+    for (const row of forecast) {
+      expect(row.unit).toBe('GPU');
+      const hs = lastTwoWeeks.get(String(slot(Date.parse(`${String(row.hour).replace(' ', 'T')}Z`))))!;
+      near(row.forecast, sum(hs.map((h) => num(h.micros) / 3600)) / hs.length, 4, `gpu forecast ${row.hour}`);
+    }
   });
 
   it('7. fleet size per resource type over time', async () => {
