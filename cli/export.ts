@@ -14,7 +14,6 @@ import {
   countAccounts,
   csvHeader,
   exportColumns,
-  exportContext,
   pageRecords,
   resolveExportRequest,
   toCsvLine,
@@ -165,13 +164,12 @@ async function direct(target: Extract<Target, { kind: 'direct' }>, options: Opti
   const req = resolveExportRequest(definedOnly(options));
   if ('error' in req) throw new ConfigError(req.error);
   const columns = exportColumns(req);
-  const ctx = exportContext(req);
   const summary: Summary = { accounts: 0, rows: 0, complete: undefined };
   bar.start(await countAccounts(target.ch, req), { rows: 0 });
   if (format === 'csv') await put(file, csvHeader(columns));
   for (;;) {
     const page = await accountPage(target.ch, req);
-    for await (const rec of pageRecords(target.ch, ctx, page.accounts)) {
+    for await (const rec of pageRecords(target.ch, req, page.accounts)) {
       await put(file, format === 'csv' ? toCsvLine(rec, columns) : toNdjsonLine(rec, columns));
       summary.rows++;
     }

@@ -5,7 +5,7 @@
  * producer wrote that look like spreadsheet formulas are neutralized.
  */
 import type { ClickHouseClient } from '../lib/clickhouse.js';
-import { CURRENT_ADJUSTMENTS } from './adjustments.js';
+import { CURRENT_ADJUSTMENTS } from '../domain/adjustments.js';
 import { accountState } from '../domain/accounts.js';
 import { csvLine } from './export/csv.js';
 

@@ -28,7 +28,6 @@ import {
   countAccounts,
   csvHeader,
   exportColumns,
-  exportContext,
   negotiateFormat,
   pageRecords,
   resolveExportRequest,
@@ -48,6 +47,7 @@ export function registerExportRoutes(app: FastifyInstance, deps: ExportRouteDeps
   app.get<{ Querystring: Record<string, string> }>('/v1/usage', { preHandler: deps.keys.require('billing') }, async (req, reply) => {
     const request = resolveExportRequest(req.query);
     if ('error' in request) return sendError(reply, 400, request.code, request.error);
+    const exportRequest = request; // narrowed, for the body generator below
     // `format` was validated with the rest of the query.
     const format: ExportFormat | undefined = (req.query.format as ExportFormat | undefined) ?? negotiateFormat(req.headers.accept);
     if (!format) return sendError(reply, 406, 'not_acceptable', 'this export is application/x-ndjson or text/csv: set Accept, or format=ndjson|csv');
@@ -55,7 +55,6 @@ export function registerExportRoutes(app: FastifyInstance, deps: ExportRouteDeps
     // Completeness first: if it says true, everything it vouches for is in what follows.
     const complete = await isComplete(deps.redis, deps.redisKeys, request.fromMs / 1000, request.toMs / 1000);
     const [page, total] = await Promise.all([accountPage(deps.ch, request), countAccounts(deps.ch, request)]);
-    const ctx = exportContext(request);
     const columns = exportColumns(request);
 
     reply
@@ -78,7 +77,7 @@ export function registerExportRoutes(app: FastifyInstance, deps: ExportRouteDeps
 
     async function* body(): AsyncGenerator<string> {
       if (format === 'csv') yield csvHeader(columns);
-      for await (const rec of pageRecords(deps.ch, ctx, page.accounts)) {
+      for await (const rec of pageRecords(deps.ch, exportRequest, page.accounts)) {
         yield format === 'csv' ? toCsvLine(rec, columns) : toNdjsonLine(rec, columns);
       }
     }

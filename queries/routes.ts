@@ -9,7 +9,7 @@ import { API_TIME_MAX_MS, API_TIME_MIN_MS, toIso } from '../lib/time.js';
 import type { RedisKeys } from '../schemas/queues.js';
 import { parseAccountParam } from '../domain/accounts.js';
 import { accountCompleteness } from '../domain/ledger.js';
-import { queryAccountAdjustments } from './adjustments.js';
+import { queryAccountAdjustments } from '../domain/adjustments.js';
 import { producerReports } from '../lib/producers.js';
 import { accountCoverage } from './coverage.js';
 import { nextPeriod, PeriodStateCache, parsePeriod, periodLabel, periodOf, periodStatus, toDateString, type PeriodState } from '../domain/periods.js';

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { API_TIME_MIN_MS, fromClickHouseDateTime, startOfMonthUtc, timeBoundSchema, toIso } from '../lib/time.js';
 import { METRICS, type Metric } from '../schemas/sample.js';
-import { toQuantity, type Quantity } from './units.js';
+import { toQuantity, type Quantity } from '../domain/units.js';
 
 export const GRANULARITIES = ['hour', 'day', 'month', 'total'] as const;
 export const GROUP_BY = ['metric', 'resource_id', 'region'] as const;

@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportDigest } from '../queries/period-export.js';
+import { exportDigest } from '../domain/period-export.js';
 import { expectedTotals, type SentSample } from './support/oracle.js';
 import { startTestPipeline, type TestPipeline } from './support/pipeline.js';
 

@@ -19,7 +19,7 @@ import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { bumpPeriodsVersion, markHoursDirty, outstanding, readCloseSequence } from '../domain/ledger.js';
 import { withLock } from '../lib/locks.js';
 import { PeriodicTask } from '../lib/periodic.js';
-import { exportDigest } from '../queries/period-export.js';
+import { exportDigest } from '../domain/period-export.js';
 import { loadPeriodStates, nextPeriod, toDateString, type PeriodState } from '../domain/periods.js';
 import type { RedisKeys } from '../schemas/queues.js';
 

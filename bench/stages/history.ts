@@ -21,7 +21,7 @@
  *   account   GET /v1/accounts/:a/usage for 30 days of one random account
  *   export    GET /v1/usage?period=YYYY-MM as NDJSON, every page (following X-Next-Cursor):
  *             every account's totals for the month (queries/export-routes.ts); if that
- *             route is missing, queries/period-export.ts `periodRecords` read to the end
+ *             route is missing, domain/period-export.ts `periodRecords` read to the end
  *
  *   node --import tsx bench/stages/history.ts --data-dir DIR --accounts-from A --accounts-to B
  *        --month-start MS [--rollup product|sql] [--account-queries 100] [--export-queries 10] --out FILE
@@ -32,7 +32,7 @@ import Fastify from 'fastify';
 import { KeyRing } from '../../lib/auth.js';
 import { createLogger } from '../../lib/log.js';
 import { connectRedis } from '../../lib/redis.js';
-import { periodRecords } from '../../queries/period-export.js';
+import { periodRecords } from '../../domain/period-export.js';
 import { registerExportRoutes } from '../../queries/export-routes.js';
 import { registerQueryRoutes } from '../../queries/routes.js';
 import { loadConfig } from '../../schemas/config.js';

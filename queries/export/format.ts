@@ -4,13 +4,11 @@
  * and which of the two a request's Accept header asks for. CSV cells follow csv.ts (RFC 4180
  * quoting; formula-like text neutralized as OWASP says).
  */
+import type { ExportRecord } from '../../domain/period-export.js';
 import { csvLine } from './csv.js';
-import type { ExportRecord } from './usage-export.js';
 
-export function toNdjsonLine(rec: ExportRecord, columns: readonly string[]): string {
-  const r = rec as unknown as Record<string, string | undefined>;
-  return JSON.stringify(Object.fromEntries(columns.filter((c) => r[c] !== undefined).map((c) => [c, r[c]]))) + '\n';
-}
+/** NDJSON lines are the canonical ones (domain/period-export.ts): one definition of the bytes. */
+export { toNdjsonLine } from '../../domain/period-export.js';
 
 export function csvHeader(columns: readonly string[]): string {
   return columns.join(',') + '\n';

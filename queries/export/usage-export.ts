@@ -3,12 +3,11 @@
  * range), per metric and optionally per resource and region, as NDJSON or CSV, one page
  * of accounts at a time. GET /v1/usage and `usage-meter export` both use this module.
  *
- * Period mode (`period=YYYY-MM`) bills what the period bills: its on-time usage, then the
- * adjustments (late samples of earlier, closed periods) billed in it, in the canonical
- * order of queries/period-export.ts, so the pages of an export without group_by,
- * concatenated, are byte for byte the period's canonical NDJSON: its SHA-256 is the one
- * recorded when the period closed. Range mode (`from`/`to`) reports usage measured in the
- * hours of the range.
+ * The rows themselves come from domain/period-export.ts, the one row builder: period mode
+ * (`period=YYYY-MM`) bills what the period bills, and the pages of an export without
+ * group_by, concatenated, are byte for byte the period's canonical NDJSON, whose SHA-256
+ * was recorded when the period closed. Range mode (`from`/`to`) reports usage measured in
+ * the hours of the range. This module parses the request and pages through accounts.
  *
  * Pages hold whole accounts, in account order; the cursor names the last account sent and
  * is bound to the request it came from. Quantities are exact decimal strings (units.ts).
@@ -17,26 +16,15 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { queryRows, type ClickHouseClient } from '../../lib/clickhouse.js';
 import { API_TIME_MAX_MS, API_TIME_MIN_MS, HOUR_MS, timeBoundSchema, toIso } from '../../lib/time.js';
-import { METRICS, type Metric } from '../../schemas/sample.js';
-import { CURRENT_ADJUSTMENTS } from '../adjustments.js';
-import { EXPORT_COLUMNS as PERIOD_COLUMNS } from '../period-export.js';
+import { CURRENT_ADJUSTMENTS } from '../../domain/adjustments.js';
+import { EXPORT_GROUP_BY, exportRecords, type ExportGroupBy, type ExportRecord, type ExportScope } from '../../domain/period-export.js';
 import { nextPeriod, parsePeriod } from '../../domain/periods.js';
-import { toQuantity, type Quantity } from '../units.js';
-
-export const EXPORT_GROUP_BY = ['resource_id', 'region'] as const;
-export type ExportGroupBy = (typeof EXPORT_GROUP_BY)[number];
 
 export const DEFAULT_PAGE_ACCOUNTS = 1000;
 export const MAX_PAGE_ACCOUNTS = 10_000;
 const MAX_RANGE_MS = 400 * 24 * HOUR_MS;
 
-export interface ExportRequest {
-  mode: 'period' | 'range';
-  /** YYYY-MM, period mode only. */
-  period?: string;
-  fromMs: number;
-  toMs: number;
-  groupBy: ExportGroupBy[];
+export interface ExportRequest extends ExportScope {
   /** Accounts per page. */
   limit: number;
   /** The last account already sent; '' for the first page. */
@@ -173,117 +161,11 @@ export async function countAccounts(ch: ClickHouseClient, req: ExportRequest): P
 
 // --- rows -------------------------------------------------------------------------------
 
-/** One row as ClickHouse returns it. */
-export interface RawExportRow {
-  account_id: string;
-  kind: 'usage' | 'adjustment';
-  metric: Metric;
-  resource_id?: string;
-  region?: string;
-  original_period: string;
-  accepted: string;
-  base_total: string;
-}
-
-const rawRowSchema = z.object({
-  account_id: z.string(),
-  kind: z.enum(['usage', 'adjustment']),
-  metric: z.enum(METRICS),
-  resource_id: z.string().optional(),
-  region: z.string().optional(),
-  original_period: z.string(),
-  accepted: z.string(),
-  base_total: z.string(),
-}) satisfies z.ZodType<RawExportRow>;
-
-/** One exported row. Fields that do not apply are absent (NDJSON) or empty (CSV). */
-export interface ExportRecord extends Quantity {
-  period?: string;
-  from?: string;
-  to?: string;
-  account_id: string;
-  kind: 'usage' | 'adjustment';
-  metric: Metric;
-  resource_id?: string;
-  region?: string;
-  /** Adjustments: the period the late usage belongs to, and the day it was accepted. */
-  original_period?: string;
-  accepted_date?: string;
-}
-
-/**
- * What every row of one export shares. Extension point: facts about the period (e.g. its
- * open/closing/closed status) belong here, read once per page, and go into the row in
- * buildExportRow — and into exportColumns.
- */
-export interface ExportContext {
-  request: ExportRequest;
-}
-
-export function exportContext(request: ExportRequest): ExportContext {
-  return { request };
-}
-
-/** The single place a row is built, for both the HTTP API and the CLI. */
-export function buildExportRow(raw: RawExportRow, ctx: ExportContext): ExportRecord {
-  const req = ctx.request;
-  const rec: ExportRecord = {
-    ...(req.mode === 'period' ? { period: req.period! } : { from: toIso(req.fromMs), to: toIso(req.toMs) }),
-    account_id: raw.account_id,
-    kind: raw.kind,
-    metric: raw.metric,
-    ...toQuantity(raw.metric, raw.base_total),
-  };
-  if (raw.resource_id !== undefined) rec.resource_id = raw.resource_id;
-  if (raw.region !== undefined) rec.region = raw.region;
-  if (raw.kind === 'adjustment') {
-    rec.original_period = raw.original_period.slice(0, 7);
-    rec.accepted_date = raw.accepted;
-  }
-  return rec;
-}
-
-/** Column order: NDJSON keys and CSV columns. Period mode follows the canonical export. */
-export function exportColumns(req: ExportRequest): string[] {
-  const base: readonly string[] = req.mode === 'period'
-    ? PERIOD_COLUMNS
-    : ['from', 'to', 'account_id', 'kind', 'metric', 'base_total', 'base_unit', 'quantity', 'unit', 'quantity_gib_month'];
-  const at = base.indexOf('metric') + 1;
-  return [...base.slice(0, at), ...req.groupBy, ...base.slice(at)];
-}
-
-function rowsSql(req: ExportRequest): string {
-  // Group-by columns come from a fixed list (EXPORT_GROUP_BY), never from input text.
-  const g = req.groupBy.map((c) => `, ${c}`).join('');
-  const usage = `
-    SELECT account_id, 'usage' AS kind, metric${g}, '' AS original_period, '' AS accepted, toString(sum(base_total)) AS base_total
-    FROM billing.usage_hourly FINAL
-    WHERE hour >= {from:DateTime('UTC')} AND hour < {to:DateTime('UTC')}
-      AND account_id >= {first:String} AND account_id <= {last:String}
-    GROUP BY account_id, metric${g}`;
-  if (req.mode === 'range') return `${usage}\nORDER BY account_id, metric${g}`;
-  const adjustments = `
-    SELECT account_id, 'adjustment' AS kind, metric${g}, toString(toStartOfMonth(hour)) AS original_period,
-           toString(accepted_date) AS accepted, toString(sum(base_total)) AS base_total
-    FROM (${CURRENT_ADJUSTMENTS})
-    WHERE billed_period = toDate({from:DateTime('UTC')})
-      AND account_id >= {first:String} AND account_id <= {last:String}
-    GROUP BY account_id, metric${g}, original_period, accepted`;
-  return `SELECT * FROM (${usage}\nUNION ALL${adjustments})\nORDER BY account_id, kind DESC, metric${g}, original_period, accepted`;
-}
-
 /** The rows of one page's accounts, streamed from ClickHouse in export order. */
-export async function* pageRecords(ch: ClickHouseClient, ctx: ExportContext, accounts: readonly string[]): AsyncGenerator<ExportRecord> {
+export async function* pageRecords(ch: ClickHouseClient, req: ExportRequest, accounts: readonly string[]): AsyncGenerator<ExportRecord> {
   if (accounts.length === 0) return;
-  const req = ctx.request;
-  const rs = await ch.query({
-    query: rowsSql(req),
-    query_params: { ...bounds(req), first: accounts[0], last: accounts.at(-1) },
-    format: 'JSONEachRow',
-  });
-  for await (const rows of rs.stream()) {
-    for (const row of rows) yield buildExportRow(rawRowSchema.parse(row.json()), ctx);
-  }
+  yield* exportRecords(ch, req, { first: accounts[0]!, last: accounts.at(-1)! });
 }
 
+export { exportColumns, EXPORT_GROUP_BY, type ExportGroupBy, type ExportRecord } from '../../domain/period-export.js';
 export { EXPORT_FORMATS, csvHeader, negotiateFormat, toCsvLine, toNdjsonLine, type ExportFormat } from './format.js';

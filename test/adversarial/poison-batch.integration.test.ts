@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toBatchJob } from '../../ingest/accept.js';
 import { claimSequence } from '../../domain/ledger.js';
-import { exportDigest } from '../../queries/period-export.js';
+import { exportDigest } from '../../domain/period-export.js';
 import { encodeRawRow, decodeRawRow } from '../../schemas/raw-row.js';
 import { parseSample, type NormalizedSample } from '../../schemas/sample.js';
 import { expectedTotals, type SentSample } from '../support/oracle.js';
