@@ -29,6 +29,15 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 const fleet = createFleet({ accounts: 16, resources: 40, seed: 3 });
 for (const r of fleet.resources) r.region = Number(r.accountId.slice(-2)) % 2 ? 'eu-west-1' : 'us-east-1';
+// GPUs on the VMs of accounts 1, 5, 9, 13 (all eu-west-1): enough accounts for gpu cells of
+// at least k. The simulator draws gpu values from a stream of their own, so every other
+// metric's samples are what they were.
+for (const r of fleet.resources) {
+  if (r.type !== 'vm' || r.metrics.includes('gpu') || Number(r.accountId.slice(-2)) % 4 !== 1) continue;
+  r.metrics = [...r.metrics, 'gpu'];
+  r.profile.gpus = 2;
+  r.profile.gpuBaseUtil = 0.6;
+}
 
 const tempDir = scratchDirs();
 
@@ -107,7 +116,7 @@ async function expectedRows(): Promise<Expected[]> {
     r.maxBase = Math.max(r.maxBase, Number(c.max));
     rows.set(key, r);
   }
-  const divisor = (m: string) => (m === 'cpu' ? 3600 : m === 'memory' || m === 'storage' ? 3600 * GiB : (3600 * 1e6) / 8);
+  const divisor = (m: string) => (m === 'cpu' || m === 'gpu' ? 3600 : m === 'memory' || m === 'storage' ? 3600 * GiB : (3600 * 1e6) / 8);
   for (const r of rows.values()) {
     const frac = (r.micros % 1_000_000n).toString().padStart(6, '0').replace(/0+$/, '');
     r.total_base = frac ? `${r.micros / 1_000_000n}.${frac}` : `${r.micros / 1_000_000n}`;
@@ -145,7 +154,7 @@ function compare(got: Record<string, unknown>, want: Expected, split: string, la
   expect(hour, label).toBe(want.hour);
   expect([got.region, got.resource_type, got.instance_type, got.metric], label).toEqual([want.region, want.resource_type, want.instance_type, want.metric]);
   for (const k of ['generalized', 'cells', 'min_cell_accounts', 'resources', 'samples'] as const) expect(Number(got[k]), `${label} ${k}`).toBe(want[k]);
-  expect(got.unit).toBe(want.metric === 'cpu' ? 'vCPU' : want.metric.startsWith('bandwidth') ? 'Mbit/s' : 'GiB');
+  expect(got.unit).toBe(want.metric === 'cpu' ? 'vCPU' : want.metric === 'gpu' ? 'GPU' : want.metric.startsWith('bandwidth') ? 'Mbit/s' : 'GiB');
   const d = new Date(want.hour);
   expect([Number(got.hour_of_day), Number(got.day_of_week), Number(got.is_weekend), Number(got.day_of_month), Number(got.month)], `${label} calendar`).toEqual([
     d.getUTCHours(), ((d.getUTCDay() + 6) % 7) + 1, d.getUTCDay() === 0 || d.getUTCDay() === 6 ? 1 : 0, d.getUTCDate(), d.getUTCMonth() + 1,
@@ -193,6 +202,20 @@ describe('the fleet-demand dataset', () => {
     expect(expected.length).toBeGreaterThan(500);
     expect(expected.some((r) => r.instance_type === '*')).toBe(true);
     expect(expected.some((r) => r.value_lag_24h !== null)).toBe(true);
+  });
+
+  it('has gpu series, in busy GPUs from GPU-seconds', async () => {
+    const gpu = expected.filter((r) => r.metric === 'gpu');
+    expect(gpu.length).toBeGreaterThan(0);
+    expect(gpu.every((r) => r.region === 'eu-west-1' && r.resource_type === 'vm' && r.min_cell_accounts >= K)).toBe(true);
+    const rows = parseCsv((await get(`/v1/analytics/datasets/fleet-demand?${query({ format: 'csv' })}`)).bytes.toString('utf8')).filter((r) => r.metric === 'gpu');
+    expect(rows).toHaveLength(gpu.length);
+    for (const row of rows) {
+      expect([row.unit, row.base_unit]).toEqual(['GPU', 'GPU-second']);
+      // At most the GPUs behind the row (2 per VM), at least something.
+      expect(Number(row.value)).toBeGreaterThan(0);
+      expect(Number(row.value)).toBeLessThanOrEqual(2 * Number(row.resources));
+    }
   });
 
   it('exports Parquet that an independent reader reads back as exactly the source rows', async () => {
