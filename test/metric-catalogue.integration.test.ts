@@ -4,10 +4,14 @@
  * missed) or has a stray one fails start-up with a message that names the column. Real
  * embedded engine, fresh data directory.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClickHouse, queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { checkMetricColumns, loadMigrations, migrate, MetricCatalogueMismatch } from '../schemas/migrate.js';
-import { metricEnum8Sql, metricEnumMismatch, METRICS, naturalPerHourSql, naturalUnitSql, parseEnum8 } from '../schemas/metrics.js';
+import { METRIC_KINDS, metricEnum8Sql, metricEnumMismatch, METRICS, naturalPerHourSql, naturalUnitSql, parseEnum8 } from '../schemas/metrics.js';
+import { capacityQueries } from '../queries/capacity/library.js';
+import { parseSqlFile, SqlFileError } from '../queries/capacity/sql-file.js';
+import { datasets } from '../queries/datasets/datasets.js';
 import { scratchDirs } from './support/temp.js';
 
 const scratch = scratchDirs();
@@ -24,6 +28,43 @@ describe('metric catalogue: pure checks', () => {
     expect(metricEnumMismatch("Enum8('cpu' = 1, 'memory' = 2, 'storage' = 3, 'bandwidth_in' = 4, 'bandwidth_out' = 5, 'gpu' = 7)")).toMatch(/'gpu' = 7, the catalogue says 6/);
     expect(metricEnumMismatch(`${metricEnum8Sql().slice(0, -1)}, 'tpu' = 7)`)).toMatch(/has 'tpu', which the catalogue does not/);
     expect(metricEnumMismatch('String')).toMatch(/is String, expected Enum8/);
+  });
+});
+
+describe('metric catalogue: everything that must follow it', () => {
+  it('README units table: one row per kind, with its units', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const table = readme.slice(readme.indexOf('| metric | `value` | base total | quantity | analytics unit |'));
+    const rows = table.split('\n').filter((l) => l.startsWith('| `'));
+    for (const m of METRICS) {
+      const row = rows.find((r) => r.split('|')[1]!.includes(`\`${m}\``));
+      expect(row, `README has no units row for ${m}`).toBeDefined();
+      const k = METRIC_KINDS[m];
+      // "vCPU-hour" appears as "vCPU-hours", "GB" as "GB (10⁹ bytes)": the row names the units.
+      expect(row, m).toContain(k.baseUnit);
+      expect(row, m).toContain(k.billingUnit);
+      expect(row, m).toContain(k.natural.unit);
+    }
+  });
+
+  it('fills catalogue placeholders in named SQL at load, and refuses unknown ones', () => {
+    const head = '-- title: t\n-- description: d\n';
+    const f = parseSqlFile(`${head}-- param metric: Enum({{metric_names}})\nSELECT {{natural_unit(metric)}} FROM x WHERE metric = {metric:String}`, 'x');
+    expect(f.params[0]!.enumValues).toEqual(METRICS);
+    expect(f.body).toContain(`metric = 'gpu', 'GPU'`);
+    expect(() => parseSqlFile(`${head}SELECT {{natural_divisor(metric)}}`, 'x')).toThrow(SqlFileError);
+    expect(() => parseSqlFile(`${head}SELECT {{metric_names(metric)}}`, 'x')).toThrow(/unknown catalogue placeholder/);
+    expect(() => parseSqlFile(`${head}SELECT {{ natural_unit(metric) + 1 }}`, 'x')).toThrow(/placeholder/);
+  });
+
+  it('no capacity query or dataset names a natural unit or divisor by hand', () => {
+    for (const q of [...capacityQueries(), ...datasets()]) {
+      // Every generic metric parameter offers every kind.
+      for (const p of q.params.filter((x) => x.name === 'metric')) expect(p.enumValues, q.name).toEqual(METRICS);
+      // The old hand-written branches: a catch-all meaning Mbit/s, a unit picked by name.
+      expect(q.body, q.name).not.toMatch(/'Mbit\/s'\)/);
+      expect(q.body, q.name).not.toMatch(/450000000\)/);
+    }
   });
 });
 
