@@ -2,13 +2,10 @@
  * `usage-meter dead-letters`: list, inspect and replay batch jobs that ran out of attempts
  * (workers/dead-letters.ts). Talks to Redis only, so it runs beside a live pipeline.
  */
-import { parseArgs } from 'node:util';
-import { pino } from 'pino';
 import { loadConfig } from '../schemas/config.js';
-import { connectForCli } from './redis-for-cli.js';
-import { redisKeys, type BatchJob } from '../schemas/queues.js';
+import { openQueueTools } from './redis-for-cli.js';
+import type { BatchJob } from '../schemas/queues.js';
 import { decodeRawRow, RAW_ROW_FORMAT } from '../schemas/raw-row.js';
-import { createBatchQueue } from '../workers/queues.js';
 import {
   countDeadLetters,
   inspectDeadLetter,
@@ -19,7 +16,7 @@ import {
   type DeadLetterSummary,
   type ReplayResult,
 } from '../workers/dead-letters.js';
-import { settingsHelp, takeSettingFlags } from './settings-flags.js';
+import { parseActionArgs, settingsHelp } from './settings-flags.js';
 import { printTable } from './table.js';
 
 const HELP = `Usage: usage-meter dead-letters <list | show <id> | replay <id> | replay --all | count> [options] [settings]
@@ -55,10 +52,8 @@ const OPTIONS = {
 } as const;
 
 export async function runDeadLettersCommand(argv: string[]): Promise<number> {
-  const { overrides, rest } = takeSettingFlags(argv, Object.keys(OPTIONS).map((o) => `--${o}`));
-  const { values, positionals } = parseArgs({ args: rest, options: OPTIONS, allowPositionals: true, strict: true });
-  const [action, ...args] = positionals;
-  if (values.help || !action) {
+  const { overrides, values, action, args, help } = parseActionArgs(argv, OPTIONS);
+  if (help || !action) {
     console.log(HELP);
     return values.help ? 0 : 2;
   }
@@ -68,10 +63,8 @@ export async function runDeadLettersCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig(process.env, overrides);
-  // Logs go to stderr: stdout carries the listing (and JSON) a script may read.
-  const log = pino({ name: 'usage-meter', level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL }, pino.destination(2));
-  const redis = await connectForCli(config, log);
-  const queue = createBatchQueue({ connection: redis.options, prefix: redisKeys(config.KEY_PREFIX).bullPrefix, attempts: config.JOB_ATTEMPTS });
+  const tools = await openQueueTools(config);
+  const { queue } = tools;
   try {
     switch (action) {
       case 'count':
@@ -141,8 +134,7 @@ export async function runDeadLettersCommand(argv: string[]): Promise<number> {
         return 2; // unreachable: checkUsage accepted the action
     }
   } finally {
-    await queue.close();
-    await redis.close();
+    await tools.close();
   }
 }
 

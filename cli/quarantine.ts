@@ -4,16 +4,12 @@
  * Talks to Redis only, so it runs beside a live pipeline (replay queues a new batch job
  * for the running workers).
  */
-import { parseArgs } from 'node:util';
-import { pino } from 'pino';
 import { acceptorFromConfig } from '../ingest/accept.js';
 import { QuarantineNotFoundError, replayQuarantined, sampleOfRow } from '../ingest/quarantine-replay.js';
 import { getQuarantine, listQuarantine, quarantineStats, removeQuarantine, type QuarantineMeta } from '../domain/quarantine.js';
 import { loadConfig } from '../schemas/config.js';
-import { redisKeys } from '../schemas/queues.js';
-import { createBatchQueue } from '../workers/queues.js';
-import { connectForCli } from './redis-for-cli.js';
-import { settingsHelp, takeSettingFlags } from './settings-flags.js';
+import { openQueueTools } from './redis-for-cli.js';
+import { parseActionArgs, settingsHelp } from './settings-flags.js';
 import { printTable } from './table.js';
 
 const HELP = `Usage: usage-meter quarantine <list | show <id> | replay <id> | discard <id>> [options] [settings]
@@ -46,10 +42,8 @@ const OPTIONS = {
 } as const;
 
 export async function runQuarantineCommand(argv: string[]): Promise<number> {
-  const { overrides, rest } = takeSettingFlags(argv, Object.keys(OPTIONS).map((o) => `--${o}`));
-  const { values, positionals } = parseArgs({ args: rest, options: OPTIONS, allowPositionals: true, strict: true });
-  const [action, ...args] = positionals;
-  if (values.help || !action) {
+  const { overrides, values, action, args, help } = parseActionArgs(argv, OPTIONS);
+  if (help || !action) {
     console.log(HELP);
     return values.help ? 0 : 2;
   }
@@ -72,10 +66,8 @@ export async function runQuarantineCommand(argv: string[]): Promise<number> {
   }
 
   const config = loadConfig(process.env, overrides);
-  const log = pino({ name: 'usage-meter', level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL }, pino.destination(2));
-  const redis = await connectForCli(config, log);
-  const keys = redisKeys(config.KEY_PREFIX);
-  const queue = createBatchQueue({ connection: redis.options, prefix: keys.bullPrefix, attempts: config.JOB_ATTEMPTS });
+  const tools = await openQueueTools(config);
+  const { log, redis, keys, queue } = tools;
   const id = args[0]!;
   try {
     switch (action) {
@@ -135,8 +127,7 @@ export async function runQuarantineCommand(argv: string[]): Promise<number> {
         return 2; // unreachable: the usage check accepted the action
     }
   } finally {
-    await queue.close();
-    await redis.close();
+    await tools.close();
   }
 }
 

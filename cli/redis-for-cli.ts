@@ -1,10 +1,13 @@
-/** Reaching the pipeline's Redis from a command that runs beside it (dead-letters, quarantine). */
+/** Reaching the pipeline's Redis and batch queue from a command that runs beside it (dead-letters, quarantine). */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import type { Logger } from 'pino';
+import type { Queue } from 'bullmq';
+import { pino, type Logger } from 'pino';
 import { connectRedis, RedisUnavailableError, type RedisHandle } from '../lib/redis.js';
 import type { Config } from '../schemas/config.js';
+import { redisKeys, type BatchJob, type RedisKeys } from '../schemas/queues.js';
+import { createBatchQueue } from '../workers/queues.js';
 
 /**
  * The Redis the pipeline uses: REDIS_URL; else the default address; else the private
@@ -38,4 +41,30 @@ export async function connectForCli(config: Config, log: Logger): Promise<RedisH
     client.disconnect();
   }
   return connectRedis({ url: undefined, dataDir: config.DATA_DIR, log, startPrivateIfDown: true });
+}
+
+export interface QueueTools {
+  log: Logger;
+  redis: RedisHandle;
+  keys: RedisKeys;
+  queue: Queue<BatchJob>;
+  close(): Promise<void>;
+}
+
+/** Logs to stderr (stdout carries the listing or JSON a script may read), Redis, the batch queue. */
+export async function openQueueTools(config: Config): Promise<QueueTools> {
+  const log = pino({ name: 'usage-meter', level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL }, pino.destination(2));
+  const redis = await connectForCli(config, log);
+  const keys = redisKeys(config.KEY_PREFIX);
+  const queue = createBatchQueue({ connection: redis.options, prefix: keys.bullPrefix, attempts: config.JOB_ATTEMPTS });
+  return {
+    log,
+    redis,
+    keys,
+    queue,
+    close: async () => {
+      await queue.close();
+      await redis.close();
+    },
+  };
 }
