@@ -180,6 +180,7 @@ export class SqlSandbox {
     const held = await this.opts.session.hold(signal);
     let output: SandboxOutput;
     try {
+      if (signal?.aborted) throw new QueryAbandoned();
       const canonical = await this.checkWith(held.client, sql, params);
       if (signal?.aborted) throw new QueryAbandoned();
       if (format === 'csv') {
@@ -270,12 +271,16 @@ export class SqlSandbox {
 
   /**
    * KILL QUERY for the statement carrying `marker`. The kill can land before the engine
-   * has registered the statement, so it is repeated until the statement has ended.
+   * has registered the statement (a statement with parameters may wait in chdb's
+   * process-wide queue for parameterized queries first), so it is repeated until the
+   * statement has ended, however long that takes: a bounded number of attempts would let
+   * a statement that starts late run to its time limit with nobody waiting for it. The
+   * loop is itself bounded by max_execution_time, which ends the statement in any case.
    * The pattern is built with concat() so that the KILL's own text does not match it.
    */
   private async kill(marker: string, ended: () => boolean): Promise<void> {
     const [prefix, id] = marker.split(':') as [string, string];
-    for (let attempt = 0; attempt < 50 && !ended(); attempt++) {
+    while (!ended()) {
       try {
         await this.opts.catalogClient.command({
           query: `KILL QUERY WHERE position(query, concat('${prefix}:', '${id}')) > 0 ASYNC`,
@@ -307,12 +312,13 @@ export class SqlSandbox {
       max_result_bytes: String(l.maxResultBytes),
       result_overflow_mode: 'throw',
       max_memory_usage: String(l.maxMemoryBytes),
+      // The cap on cores is the sandbox's only CPU control. Not os_thread_priority: with
+      // CAP_SYS_NICE the engine renices the threads that run the query, and embedded
+      // those are shared with everything else in this process: the libuv worker that
+      // calls into chdb (also fs, zlib and the pipeline's own queries) and the engine's
+      // global pool threads that later run billing inserts and rollups. After a killed
+      // query pool threads were seen still at nice 19; the reset is not ours to ensure.
       max_threads: l.maxThreads,
-      // The query's threads run at the lowest CPU priority (nice 19), so when cores are
-      // short the event loop answering ingest and /healthz goes first. ClickHouse applies
-      // it only with CAP_SYS_NICE (it must also restore the thread afterwards) and
-      // otherwise ignores it; the bench (bench/sandbox-load.ts) measures the difference.
-      os_thread_priority: '19',
     };
   }
 
