@@ -19,7 +19,7 @@ import { ledgerGauges } from '../domain/ledger.js';
 import { quarantineStats } from '../domain/quarantine.js';
 import type { PullCollector } from '../ingest/collectors/index.js';
 import type { Config } from '../schemas/config.js';
-import { migrate } from '../schemas/migrate.js';
+import { migrate } from '../lib/migrate.js';
 import { redisKeys, type BatchJob, type RedisKeys } from '../schemas/queues.js';
 import { createBatchQueue, createErasureQueue } from '../workers/queues.js';
 import type { RollupScheduler } from '../workers/rollup.js';

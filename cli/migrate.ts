@@ -1,7 +1,7 @@
 /** `usage-meter migrate`: applies the ClickHouse migrations and exits. */
 import { createClickHouse, describeClickHouse } from '../lib/clickhouse.js';
 import { loadConfig } from '../schemas/config.js';
-import { migrate } from '../schemas/migrate.js';
+import { migrate } from '../lib/migrate.js';
 import { settingsHelp, takeSettingFlags } from './settings-flags.js';
 
 export async function runMigrateCommand(argv: string[]): Promise<number> {

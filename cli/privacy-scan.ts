@@ -6,7 +6,7 @@
 import { createClickHouse, describeClickHouse } from '../lib/clickhouse.js';
 import { scanAnalytics, scanFile, type ScanReport } from '../queries/leak-scan.js';
 import { loadConfig } from '../schemas/config.js';
-import { migrate } from '../schemas/migrate.js';
+import { migrate } from '../lib/migrate.js';
 import { settingsHelp, takeSettingFlags } from './settings-flags.js';
 
 const HELP = `Usage: usage-meter privacy-scan [FILE…] [settings]

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClickHouse, queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
-import { checkMetricColumns, loadMigrations, migrate, MetricCatalogueMismatch } from '../schemas/migrate.js';
+import { checkMetricColumns, loadMigrations, migrate, MetricCatalogueMismatch } from '../lib/migrate.js';
 import { METRIC_KINDS, metricEnum8Sql, metricEnumMismatch, METRICS, naturalPerHourSql, naturalUnitSql, parseEnum8 } from '../schemas/metrics.js';
 import { capacityQueries } from '../queries/capacity/library.js';
 import { parseSqlFile, SqlFileError } from '../queries/capacity/sql-file.js';

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClickHouse, insertNdjson, queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
-import { migrate } from '../schemas/migrate.js';
+import { migrate } from '../lib/migrate.js';
 import { encodeRawRow, RAW_INSERT_TARGET, RAW_ROW_FORMAT, type RawRow } from '../schemas/raw-row.js';
 import { earlierPositions, foldHours } from '../workers/rollup-fold.js';
 import { FOLD_USAGE_SQL } from '../workers/rollup-fold-sql.js';

@@ -24,7 +24,7 @@ import { createClickHouse, queryRows, type ClickHouseClient } from '../../lib/cl
 import { RAW_COLUMNS } from '../../schemas/raw-row.js';
 import { insertRawRows } from '../../workers/batch-writer.js';
 import { loadConfig } from '../../schemas/config.js';
-import { migrate } from '../../schemas/migrate.js';
+import { migrate } from '../../lib/migrate.js';
 import { stageArgs, writeResult } from '../lib/child.js';
 import { diffThreadCpu, groupThreads, memStatus, resetPeakRss, threadCpuMs } from '../lib/proc.js';
 import { rollupContext, rollupOneHour } from '../lib/rollup.js';

@@ -36,7 +36,7 @@ import { periodRecords } from '../../domain/period-export.js';
 import { registerExportRoutes } from '../../queries/export-routes.js';
 import { registerQueryRoutes } from '../../queries/routes.js';
 import { loadConfig } from '../../schemas/config.js';
-import { migrate } from '../../schemas/migrate.js';
+import { migrate } from '../../lib/migrate.js';
 import { baseAmountSql } from '../../schemas/metrics.js';
 import { redisKeys } from '../../schemas/queues.js';
 import { deleteRedisKeys, REDIS_URL } from '../lib/server.js';

@@ -13,7 +13,7 @@
  */
 import { createClickHouse, queryRows } from '../../lib/clickhouse.js';
 import { loadConfig } from '../../schemas/config.js';
-import { migrate } from '../../schemas/migrate.js';
+import { migrate } from '../../lib/migrate.js';
 import { stageArgs, writeResult } from '../lib/child.js';
 import { insertHistory } from '../lib/history-sql.js';
 import { memStatus, resetPeakRss } from '../lib/proc.js';

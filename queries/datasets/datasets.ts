@@ -177,8 +177,9 @@ const suppressionSchema = z.object({
  */
 export async function datasetCard(ch: ClickHouseClient, ds: Dataset, params: ResolvedParams, opts: { k: number }): Promise<DataCard> {
   const seriesKey = ds.series.join(', ');
-  const [statsRaw] = await queryRows<unknown>(
+  const [stats] = await queryRows(
     ch,
+    statsSchema,
     `SELECT count() AS rows,
             uniqExact(${seriesKey}) AS series,
             countIf(generalized = 1) AS generalized_rows,
@@ -191,7 +192,7 @@ export async function datasetCard(ch: ClickHouseClient, ds: Dataset, params: Res
     params.bound,
     QUERY_SETTINGS,
   );
-  const stats = statsSchema.parse(statsRaw);
+  if (!stats) throw new Error('a dataset card query returned no row'); // an aggregate without GROUP BY always returns one
   const meta = await ch.query({ query: `SELECT * FROM (${ds.body}) LIMIT 0`, query_params: params.bound, format: 'JSON', clickhouse_settings: QUERY_SETTINGS });
   const types = new Map(((await meta.json<unknown>()).meta ?? []).map((m) => [m.name, m.type]));
 
@@ -235,8 +236,9 @@ export async function datasetCard(ch: ClickHouseClient, ds: Dataset, params: Res
 
 async function suppression(ch: ClickHouseClient, fromS: number, toS: number): Promise<SuppressionSummary> {
   const rows = (
-    await queryRows<unknown>(
+    await queryRows(
       ch,
+      suppressionSchema,
       `SELECT metric, sum(resources_total) AS resource_hours, sum(resources_generalized) AS generalized, sum(resources_suppressed) AS suppressed
        FROM analytics.suppression_hourly FINAL
        WHERE hour >= {from:DateTime('UTC')} AND hour < {to:DateTime('UTC')}
@@ -244,7 +246,7 @@ async function suppression(ch: ClickHouseClient, fromS: number, toS: number): Pr
        ORDER BY metric`,
       { from: fromS, to: toS },
     )
-  ).map((r) => suppressionSchema.parse(r));
+  );
   const sum = (k: 'resource_hours' | 'generalized' | 'suppressed') => rows.reduce((n, r) => n + r[k], 0);
   return { resource_hours: sum('resource_hours'), generalized: sum('generalized'), suppressed: sum('suppressed'), by_metric: rows };
 }

@@ -28,7 +28,7 @@ import { markWrittenInPipeline } from '../../domain/ledger.js';
 import { claimSequence } from '../../domain/ledger.js';
 import { createLogger } from '../../lib/log.js';
 import { exportDigest, periodRecords, type ExportRecord } from '../../domain/period-export.js';
-import { migrate } from '../../schemas/migrate.js';
+import { migrate } from '../../lib/migrate.js';
 import { redisKeys } from '../../schemas/queues.js';
 import { encodeRawRow, RAW_INSERT_TARGET, RAW_ROW_FORMAT, type RawRow } from '../../schemas/raw-row.js';
 import { PeriodCloser } from '../../workers/period-closer.js';

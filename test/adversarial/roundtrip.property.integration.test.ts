@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toBatchJob } from '../../ingest/accept.js';
 import { parseJsonText } from '../../ingest/json-text.js';
 import { createClickHouse, queryRows, type ClickHouseClient } from '../../lib/clickhouse.js';
-import { migrate } from '../../schemas/migrate.js';
+import { migrate } from '../../lib/migrate.js';
 import { METRICS, RESOURCE_TYPES, parseSample, type NormalizedSample } from '../../schemas/sample.js';
 import { insertRawRows } from '../../workers/batch-writer.js';
 

@@ -10,10 +10,10 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { z } from 'zod';
-import { queryRows } from '../lib/clickhouse.js';
-import { metricEnumMismatch } from './metrics.js';
+import { queryRows } from './clickhouse.js';
+import { metricEnumMismatch } from '../schemas/metrics.js';
 
-const MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
+const MIGRATIONS_DIR = new URL('../schemas/migrations/', import.meta.url);
 
 export interface Migration {
   version: number;
@@ -53,7 +53,7 @@ export async function migrate(ch: ClickHouseClient, log?: { info: (o: object, m:
             ENGINE = MergeTree ORDER BY version`,
   });
   const applied = new Map(
-    (await queryRows<{ version: number; checksum: string }>(ch, 'SELECT version, checksum FROM billing.schema_migrations')).map(
+    (await queryRows(ch, z.object({ version: z.coerce.number(), checksum: z.string() }), 'SELECT version, checksum FROM billing.schema_migrations')).map(
       (r) => [Number(r.version), r.checksum],
     ),
   );
