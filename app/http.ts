@@ -1,4 +1,5 @@
 /** The Fastify instance every role serves: error shape, body parsing, health and metrics. */
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -63,6 +64,8 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
+  closeSilentConnectionsOnClose(app);
+
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     const checks: Record<string, string> = {};
@@ -80,4 +83,34 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
     return reply.type(opts.metrics.contentType).send(await opts.metrics.metrics());
   });
   return app;
+}
+
+/**
+ * On close, drops the connections on which no request has begun, so they cannot hold the
+ * server's close (and with it the pipeline's stop) open.
+ *
+ * Why: a client whose request is abandoned (the point of the sandbox's cancellation, or any
+ * client timeout) may open a fresh connection at once and leave it unused: undici, Node's
+ * fetch, does so when an aborted request's socket closes. Node 20's server.close() reaps
+ * idle keep-alive connections but not one that never sent a byte (nodejs/node#63452, fixed
+ * in later Node), so the close waited until the client dropped it itself: undici keeps an
+ * unused connection for the server's advertised keep-alive (72 s) less 2 s. Such a
+ * connection carries no request, so closing it loses nothing; connections with a request
+ * under way are left to finish.
+ */
+function closeSilentConnectionsOnClose(app: FastifyInstance): void {
+  const open = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  });
+  const reap = () => {
+    for (const socket of open) if (socket.bytesRead === 0) socket.destroy();
+  };
+  app.addHook('preClose', (done) => {
+    reap();
+    // Again once server.close() has stopped accepting: one may have arrived meanwhile.
+    setImmediate(reap);
+    done();
+  });
 }

@@ -9,7 +9,6 @@
  *   GET  /v1/analytics/datasets/:name?…     datascience  one, as Parquet (default) or CSV, streamed
  *   GET  /v1/analytics/datasets/:name/card  datascience  its data card for the same parameters
  */
-import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { KeyRing } from '../lib/auth.js';
@@ -47,7 +46,6 @@ const sqlRequestSchema = z
   .strict();
 
 export function registerAnalyticsRoutes(app: FastifyInstance, deps: AnalyticsRouteDeps): void {
-  closeSilentConnectionsOnClose(app);
   const planner = { preHandler: deps.keys.require('planner') };
   const scientist = { preHandler: deps.keys.require('datascience') };
 
@@ -164,41 +162,7 @@ export function registerAnalyticsRoutes(app: FastifyInstance, deps: AnalyticsRou
   });
 }
 
-const silentReaper = Symbol('silentConnectionReaper');
 
-/**
- * On close, drops the connections on which no request has begun, so they cannot hold the
- * server's close (and with it the pipeline's stop) open.
- *
- * Why: a client whose request is abandoned (the point of the sandbox's cancellation) may
- * open a fresh connection at once and leave it unused: undici, the fetch of Node, does so
- * when an aborted request's socket closes. Node 20's server.close() reaps idle keep-alive
- * connections but not one that never sent a byte (nodejs/node#63452, fixed in later Node),
- * so the close waited until the client dropped it itself: undici keeps an unused
- * connection for the server's advertised keep-alive (Fastify's 72 s) less 2 s, which was
- * the 70 s stop after the abandoned-queries tests. Such a connection carries no request,
- * so closing it loses nothing; connections with a request under way are left to finish.
- * This belongs with the server (app/http.ts) and is registered once per server.
- */
-function closeSilentConnectionsOnClose(app: FastifyInstance): void {
-  const server = app.server as typeof app.server & { [silentReaper]?: true };
-  if (server[silentReaper]) return;
-  server[silentReaper] = true;
-  const open = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
-    open.add(socket);
-    socket.once('close', () => open.delete(socket));
-  });
-  const reap = () => {
-    for (const socket of open) if (socket.bytesRead === 0) socket.destroy();
-  };
-  app.addHook('preClose', (done) => {
-    reap();
-    // Again once server.close() has stopped accepting: one may have arrived meanwhile.
-    setImmediate(reap);
-    done();
-  });
-}
 
 /** A named query or dataset over one of its limits (a range too wide) is the caller's to narrow. */
 function tooBig(reply: FastifyReply, err: unknown) {
