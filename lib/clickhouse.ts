@@ -75,9 +75,8 @@ export async function insertNdjson(
 /**
  * Runs a query with bound parameters and returns its rows (JSONEachRow), each parsed by
  * `row`: the result's contract is written beside the query, and a row that breaks it is an
- * error here, not a wrong number later. The unchecked form (no schema) is for the few
- * callers that read only ClickHouse's own system tables or pass rows through unread; each
- * says why where it calls it.
+ * error here, not a wrong number later. Every product call passes a schema; the unchecked
+ * form (no schema) is for tests and benchmarks, which check what they read themselves.
  */
 export async function queryRows<S extends z.ZodType>(ch: ClickHouseClient, row: S, query: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<z.output<S>[]>;
 export async function queryRows<T>(ch: ClickHouseClient, query: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<T[]>;

@@ -33,6 +33,7 @@
  *  - the result is never parsed in Node: JSONEachRow bytes are wrapped into the JSON
  *    envelope and streamed out in slices, yielding to the event loop between slices.
  */
+import { z } from 'zod';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { Readable } from 'node:stream';
@@ -231,7 +232,7 @@ export class SqlSandbox {
 
   /** Column names and types of the statement, without running it. */
   private async describe(client: ClickHouseClient, canonical: string, params: SqlParams): Promise<Column[]> {
-    const rows = await queryRows<{ name: string; type: string }>(client, `DESCRIBE TABLE (${canonical})`, params, this.settings());
+    const rows = await queryRows(client, z.object({ name: z.string(), type: z.string() }), `DESCRIBE TABLE (${canonical})`, params, this.settings());
     return rows.map((r) => ({ name: r.name, type: r.type }));
   }
 
@@ -335,7 +336,7 @@ export class SqlSandbox {
   /** Step 1: one statement, canonical text; the SQL travels as a bound parameter. */
   private async format(client: ClickHouseClient, sql: string): Promise<string> {
     try {
-      const [row] = await queryRows<{ q: string }>(client, 'SELECT formatQuery({sandbox_sql:String}) AS q', { sandbox_sql: sql }, this.settings());
+      const [row] = await queryRows(client, z.object({ q: z.string() }), 'SELECT formatQuery({sandbox_sql:String}) AS q', { sandbox_sql: sql }, this.settings());
       if (!row) throw new SandboxRefusal('sql_syntax_error', 'ClickHouse could not parse the SQL');
       return row.q;
     } catch (err) {
@@ -395,8 +396,9 @@ export class SqlSandbox {
   }
 
   private async viewDefinition(view: string): Promise<string> {
-    const [row] = await queryRows<{ as_select: string }>(
+    const [row] = await queryRows(
       this.opts.catalogClient,
+      z.object({ as_select: z.string() }),
       'SELECT as_select FROM system.tables WHERE database = {db:String} AND name = {name:String}',
       { db: ANALYTICS_DB, name: view },
     );
@@ -416,9 +418,9 @@ export class SqlSandbox {
 
 async function loadCatalog(ch: ClickHouseClient): Promise<Catalog> {
   const [tables, databases, functions] = await Promise.all([
-    queryRows<{ name: string; engine: string }>(ch, 'SELECT name, engine FROM system.tables WHERE database = {db:String}', { db: ANALYTICS_DB }),
-    queryRows<{ name: string }>(ch, 'SELECT name FROM system.databases'),
-    queryRows<{ name: string }>(ch, 'SELECT lower(name) AS name FROM system.table_functions'),
+    queryRows(ch, z.object({ name: z.string(), engine: z.string() }), 'SELECT name, engine FROM system.tables WHERE database = {db:String}', { db: ANALYTICS_DB }),
+    queryRows(ch, z.object({ name: z.string() }), 'SELECT name FROM system.databases'),
+    queryRows(ch, z.object({ name: z.string() }), 'SELECT lower(name) AS name FROM system.table_functions'),
   ]);
   return {
     tables: new Map(tables.map((t) => [t.name, t.engine])),
