@@ -15,6 +15,7 @@ import { capacitySummary } from '../queries/capacity-summary.js';
 import { isIdle } from '../domain/ledger.js';
 import { loadConfig } from '../schemas/config.js';
 import { countExpected, createFleet, ExpectedTotals, generateSamples, postBatches, type SampleBatch } from '../sim/index.js';
+import { describeTraces, loadTraces } from '../sim/traces.js';
 import type { UsageRow } from '../queries/usage.js';
 import { printTable } from './table.js';
 
@@ -99,6 +100,8 @@ async function run(p: Pipeline, o: DemoOptions): Promise<number> {
   const expected = new ExpectedTotals();
   const plan = countExpected(fleet, { hours: o.hours, stepS: o.stepS });
   o.say(`simulating ${fleet.accounts.length} accounts, ${fleet.resources.length} resources, ${o.hours} h of ${o.stepS}-second samples (${plan.samples.toLocaleString('en')} samples)`);
+  const traces = loadTraces();
+  o.say(`fleet shaped by: ${describeTraces(traces)}`);
 
   const bar = new cliProgress.SingleBar(
     { format: 'sending   [{bar}] {percentage}% | {value}/{total} samples | {rate}/s | eta {eta_formatted}', hideCursor: true, stream: process.stderr },
@@ -108,7 +111,7 @@ async function run(p: Pipeline, o: DemoOptions): Promise<number> {
   const started = Date.now();
   let sentDistinct = 0;
   function* tracked(): Generator<SampleBatch> {
-    for (const batch of generateSamples(fleet, { start, hours: o.hours, stepS: o.stepS, seed: 42 })) {
+    for (const batch of generateSamples(fleet, { start, hours: o.hours, stepS: o.stepS, seed: 42, traces })) {
       expected.add(batch);
       yield batch;
     }

@@ -11,7 +11,7 @@ import { LIMITS } from '../schemas/sample.js';
 import { parseTimeBound, toIso } from '../lib/time.js';
 import { createFleet } from './fleet.js';
 import { countExpected, generateSamples, type SampleBatch } from './samples.js';
-import { loadTraces } from './traces.js';
+import { describeTraces, loadTraces } from './traces.js';
 import { postBatches, type PostSummary } from './post.js';
 
 export { postBatches } from './post.js';
@@ -29,8 +29,9 @@ Fleet and time span:
   --step S              window length interval_s in seconds, 1-3600 (default 60)
   --start TIME          first window start, RFC 3339 (default: --hours ending at the last full hour)
   --seed N              seed for the fleet and the samples (default 1)
-  --traces DIR          directory of the fleet traces (default: shared/data beside the repo;
-                        a synthetic shape is used when the files are missing)
+  --traces DIR          directory of the fleet traces (default: sim/traces/ in the repo; the
+                        original series work too; a synthetic shape is used, with a
+                        warning, when the files are missing)
 
 Injected faults (shares of samples):
   --duplicate-rate R    re-sent samples, exact or under a new id (default 0.001)
@@ -102,13 +103,13 @@ export async function runSimulateCommand(
   if (v.url !== undefined && v.out !== '-') return usageError('use either --url or --out, not both');
 
   const fleet = createFleet({ accounts: opts.accounts, resources: opts.resources, seed: opts.seed });
-  const traces = loadTraces(v.traces !== undefined ? { dataDir: v.traces } : {});
+  const traces = loadTraces({ dataDir: v.traces, warn: (m) => io.stderr.write(`warning: ${m}\n`) });
   const expected = countExpected(fleet, { hours: opts.hours, stepS: opts.step });
   const endMs = opts.startMs + expected.steps * opts.step * 1000;
   io.stderr.write(
     `simulating ${fleet.accounts.length} accounts, ${fleet.resources.length} resources, ` +
       `${toIso(opts.startMs)} → ${toIso(endMs)} every ${opts.step}s: ${expected.samples} samples ` +
-      `(shapes: cpu ${traces.source.cpu}, bandwidth ${traces.source.net})\n`,
+      `(fleet shaped by: ${describeTraces(traces)})\n`,
   );
   if (endMs > Date.now() + LIMITS.maxFutureMs) {
     io.stderr.write('warning: windows ending more than 5 minutes from now will be rejected by ingest\n');

@@ -1,20 +1,27 @@
 /**
- * Real fleet-usage shapes for the simulator, from the public traces in shared/data
- * (see its README.md). Those are whole-datacenter totals every 5 minutes; we keep only
- * their *shape* (normalized to mean 1) and let samples.ts scale it per resource:
+ * Real fleet-usage shapes for the simulator. The repository ships them, as small derived
+ * profiles, in sim/traces/ (see its README.md for each source trace, its licence and how
+ * the files were made); sim/traces/derive.ts rebuilds them from the original 300-second
+ * series. We keep only the *shape* (normalized to mean 1) and let samples.ts scale it per
+ * resource:
  *
  * - CPU: the Azure 2019 VM trace's `cpu_usage`, folded into one week of 5-minute buckets
  *   (the trace is a month, so each bucket averages ~4 weeks), rotated so index 0 is
  *   Sunday 00:00 local time. Read in each region's local time, it gives diurnal and
- *   weekly swings that look like a real fleet's.
- * - Bandwidth: the Alibaba 2018 trace's `net_in` / `net_out`, kept as a series and looped.
+ *   weekly swings that look like a real fleet's. Shipped: `azure2019-cpu-week.csv`.
+ * - Bandwidth: a synthetic shape (daily swing, slow wander) by default. Nothing from the
+ *   Alibaba 2018 trace is shipped: its terms allow research or study use only, and its
+ *   fleet `net_in` / `net_out` have no daily pattern to borrow (a steady ~4 %/day climb;
+ *   see sim/traces/README.md). Given a directory holding the original Alibaba series
+ *   (`--traces DIR`), the simulator uses it as before: normalized, looped.
  *
- * If a file is missing the simulator falls back to a synthetic shape of the same form,
- * so it never depends on the data being present (e.g. when run from a built `dist/`,
- * where the relative path no longer reaches shared/). A file that exists but is malformed
- * is an error: silently simulating something else would hide it.
+ * A trace directory may hold the derived CPU profile or the original Azure series (then
+ * derived on load, exactly as derive.ts does). When a directory or a file the user named
+ * is missing, the simulator falls back to a synthetic shape of the same form and *says
+ * so* through `warn` (stderr by default) and in `Traces.detail`. A file that exists but
+ * is malformed is an error: silently simulating something else would hide it.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { mulberry32 } from './random.js';
 
@@ -24,16 +31,33 @@ const WEEK_MS = 7 * DAY_MS;
 const BUCKETS_PER_DAY = DAY_MS / BUCKET_MS; // 288
 const BUCKETS_PER_WEEK = WEEK_MS / BUCKET_MS; // 2016
 
+/** The derived profile shipped in sim/traces/ (made by sim/traces/derive.ts). */
+export const PROFILE_FILES = { cpu: 'azure2019-cpu-week.csv' } as const;
+
+/** Significant digits kept in the shipped CPU profile. */
+export const PROFILE_DIGITS = { cpu: 6 } as const;
+
+/** The original 300-second series the profiles derive from; not in the repository. */
 export const TRACE_FILES = {
   azure: 'azure2019_vm_fleet_month_300s.csv',
   alibaba: 'alibaba2018_machine_usage_days_1_to_8_300s.csv',
 } as const;
 
-/** `shared/` is a sibling of the repository root, so from sim/ it is two levels up. */
-export const DEFAULT_TRACE_DIR = new URL('../../shared/data/', import.meta.url);
+/**
+ * sim/traces/ inside the repository. From a build (dist/sim/traces.js) the profiles are
+ * not copied next to the code, so the source tree's sim/traces/ is used: still inside
+ * the repository root, never beside it.
+ */
+export const DEFAULT_TRACE_DIR: URL = (() => {
+  const here = new URL('./traces/', import.meta.url);
+  const inDist = /\/dist\/sim\/traces\/$/.test(here.pathname);
+  return inDist ? new URL('../../sim/traces/', import.meta.url) : here;
+})();
 
 export interface Traces {
   source: { cpu: 'azure2019' | 'synthetic'; net: 'alibaba2018' | 'synthetic' };
+  /** How each shape was obtained, in words: for logs and the demo's output. */
+  detail: { cpu: string; net: string };
   /** One week of 5-minute buckets from Sunday 00:00 local time, mean 1. */
   cpuWeek: Float64Array;
   /** Consecutive 5-minute buckets, mean 1, looped over absolute time. */
@@ -42,30 +66,60 @@ export interface Traces {
 }
 
 export interface TraceOptions {
-  /** Directory holding the CSV files; defaults to shared/data beside the repository. */
+  /** Directory holding the profiles (or the original series); defaults to sim/traces/. */
   dataDir?: string | URL;
+  /** Told when a synthetic shape replaces a missing trace; default: a line on stderr. */
+  warn?: (message: string) => void;
 }
 
 const cache = new Map<string, Traces>();
 
-/** Reads the traces once per directory and caches them: each file is a few hundred KB. */
+const stderrWarn = (message: string) => process.stderr.write(`warning: ${message}\n`);
+
+/**
+ * Reads the traces once per directory and caches them (a warning, if any, is given once).
+ * Per shape: the derived profile if present, else the original series (derived on load),
+ * else a synthetic stand-in, with a warning.
+ */
 export function loadTraces(opts: TraceOptions = {}): Traces {
   const dir = toDirPath(opts.dataDir ?? DEFAULT_TRACE_DIR);
   const cached = cache.get(dir);
   if (cached) return cached;
+  const warn = opts.warn ?? stderrWarn;
+  const userDir = dir !== toDirPath(DEFAULT_TRACE_DIR);
 
-  const azure = readCsv(dir + TRACE_FILES.azure, ['cpu_usage']);
-  const alibaba = readCsv(dir + TRACE_FILES.alibaba, ['net_in', 'net_out']);
-  const synthetic = azure && alibaba ? undefined : syntheticTraces();
+  let cpu: { week: Float64Array; detail: string } | undefined;
+  let net: { netIn: Float64Array; netOut: Float64Array; detail: string } | undefined;
+  let cpuWhy: string;
+  let netWhy: string;
+  if (!existsSync(dir)) {
+    cpuWhy = netWhy = `${dir} does not exist`;
+    warn(`trace directory ${dir} does not exist: the simulator uses synthetic CPU and bandwidth shapes instead of the real traces`);
+  } else {
+    if (!statSync(dir).isDirectory()) throw new Error(`trace directory ${dir} is not a directory`);
+    cpu = loadCpu(dir);
+    net = loadNet(dir);
+    cpuWhy = `neither ${PROFILE_FILES.cpu} nor ${TRACE_FILES.azure} in ${dir}`;
+    netWhy = userDir ? `no ${TRACE_FILES.alibaba} in ${dir}` : 'daily swing and slow wander; the Alibaba trace is not shipped, see sim/traces/README.md';
+    if (!cpu) warn(`${cpuWhy}: the simulator uses a synthetic CPU shape instead of the Azure trace`);
+    if (!net && userDir) warn(`${netWhy}: the simulator uses a synthetic bandwidth shape`);
+  }
+  const synthetic = cpu && net ? undefined : syntheticTraces();
 
   const traces: Traces = {
-    source: { cpu: azure ? 'azure2019' : 'synthetic', net: alibaba ? 'alibaba2018' : 'synthetic' },
-    cpuWeek: azure ? weeklyShape(azure.cpu_usage as Float64Array, dir + TRACE_FILES.azure) : synthetic!.cpuWeek,
-    netIn: alibaba ? normalize(alibaba.net_in as Float64Array) : synthetic!.netIn,
-    netOut: alibaba ? normalize(alibaba.net_out as Float64Array) : synthetic!.netOut,
+    source: { cpu: cpu ? 'azure2019' : 'synthetic', net: net ? 'alibaba2018' : 'synthetic' },
+    detail: { cpu: cpu?.detail ?? cpuWhy, net: net?.detail ?? netWhy },
+    cpuWeek: cpu ? cpu.week : synthetic!.cpuWeek,
+    netIn: net ? net.netIn : synthetic!.netIn,
+    netOut: net ? net.netOut : synthetic!.netOut,
   };
   cache.set(dir, traces);
   return traces;
+}
+
+/** "cpu azure2019 (derived weekly profile), bandwidth …": which traces shaped the fleet. */
+export function describeTraces(traces: Traces): string {
+  return `cpu ${traces.source.cpu} (${traces.detail.cpu}), bandwidth ${traces.source.net} (${traces.detail.net})`;
 }
 
 /** CPU shape at a window end, in the local time of a region `utcOffsetMin` from UTC. */
@@ -92,13 +146,25 @@ export function dailyProfile(traces: Traces): number[] {
   return sums.map((s, h) => s / (counts[h] ?? 1));
 }
 
-function toDirPath(dir: string | URL): string {
-  const p = dir instanceof URL ? fileURLToPath(dir) : dir;
-  return p.endsWith('/') ? p : `${p}/`;
+// ---------------------------------------------------------------------------------------
+// Derivation: the one definition, used on load and by sim/traces/derive.ts.
+
+/**
+ * The shipped CPU profile from the Azure series: folded into a week, rotated to put the
+ * weekend on Saturday/Sunday, normalized, rounded to PROFILE_DIGITS.cpu digits.
+ */
+export function deriveCpuWeek(cpuUsage: Float64Array, path = 'cpu series'): Float64Array {
+  return roundSignificant(weeklyShape(cpuUsage, path), PROFILE_DIGITS.cpu);
 }
 
-/** Returns the named numeric columns, or undefined when the file does not exist. */
-function readCsv(path: string, columns: readonly string[]): Record<string, Float64Array> | undefined {
+/** Rows of a profile CSV as written by derive.ts (and compared by its check). */
+export function formatCpuProfile(week: Float64Array): string {
+  const rows = Array.from(week, (v, k) => `${k * 5},${v.toPrecision(PROFILE_DIGITS.cpu)}`);
+  return `minute_of_week,cpu_shape\n${rows.join('\n')}\n`;
+}
+
+/** Reads the named numeric columns of a CSV, or undefined when the file does not exist. */
+export function readCsv(path: string, columns: readonly string[], minRows = BUCKETS_PER_DAY): Record<string, Float64Array> | undefined {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -114,17 +180,44 @@ function readCsv(path: string, columns: readonly string[]): Record<string, Float
     return i;
   });
   const out: Record<string, Float64Array> = {};
-  for (const c of columns) out[c] = new Float64Array(lines.length - 1);
+  for (const c of columns) out[c] = new Float64Array(Math.max(0, lines.length - 1));
   for (let r = 1; r < lines.length; r++) {
     const cells = (lines[r] as string).split(',');
     columns.forEach((c, k) => {
-      const v = Number(cells[idx[k] as number]);
+      const cell = cells[idx[k] as number];
+      const v = cell === undefined || cell.trim() === '' ? NaN : Number(cell);
       if (!Number.isFinite(v) || v < 0) throw new Error(`trace ${path}: line ${r + 1}: bad ${c} value`);
       (out[c] as Float64Array)[r - 1] = v;
     });
   }
-  if (lines.length - 1 < BUCKETS_PER_DAY) throw new Error(`trace ${path}: fewer than one day of rows`);
+  if (lines.length - 1 < minRows) throw new Error(`trace ${path}: ${lines.length - 1} rows, expected at least ${minRows}`);
   return out;
+}
+
+function loadCpu(dir: string): { week: Float64Array; detail: string } | undefined {
+  const profilePath = dir + PROFILE_FILES.cpu;
+  const profile = readCsv(profilePath, ['cpu_shape'], BUCKETS_PER_WEEK);
+  if (profile) {
+    const week = profile.cpu_shape as Float64Array;
+    if (week.length !== BUCKETS_PER_WEEK) throw new Error(`trace ${profilePath}: ${week.length} rows, expected ${BUCKETS_PER_WEEK}`);
+    return { week: normalize(week, profilePath), detail: 'derived weekly profile' };
+  }
+  const seriesPath = dir + TRACE_FILES.azure;
+  const series = readCsv(seriesPath, ['cpu_usage']);
+  if (!series) return undefined;
+  const week = normalize(deriveCpuWeek(series.cpu_usage as Float64Array, seriesPath), seriesPath);
+  return { week, detail: 'weekly profile derived on load from the original series' };
+}
+
+function loadNet(dir: string): { netIn: Float64Array; netOut: Float64Array; detail: string } | undefined {
+  const seriesPath = dir + TRACE_FILES.alibaba;
+  const series = readCsv(seriesPath, ['net_in', 'net_out']);
+  if (!series) return undefined;
+  return {
+    netIn: normalize(series.net_in!, seriesPath),
+    netOut: normalize(series.net_out!, seriesPath),
+    detail: 'original 8-day series from the trace directory, looped',
+  };
 }
 
 /**
@@ -155,7 +248,7 @@ function weeklyShape(series: Float64Array, path: string): Float64Array {
   for (let k = 0; k < BUCKETS_PER_WEEK; k++) {
     rotated[k] = folded[(k + sunday * BUCKETS_PER_DAY) % BUCKETS_PER_WEEK]!;
   }
-  return normalize(rotated);
+  return normalize(rotated, path);
 }
 
 /**
@@ -184,9 +277,18 @@ function syntheticTraces(): Pick<Traces, 'cpuWeek' | 'netIn' | 'netOut'> {
   return { cpuWeek: normalize(cpuWeek), netIn: walk(2018), netOut: walk(2019) };
 }
 
-function normalize(series: Float64Array): Float64Array {
+function toDirPath(dir: string | URL): string {
+  const p = dir instanceof URL ? fileURLToPath(dir) : dir;
+  return p.endsWith('/') ? p : `${p}/`;
+}
+
+function roundSignificant(series: Float64Array, digits: number): Float64Array {
+  return series.map((v) => Number(v.toPrecision(digits)));
+}
+
+function normalize(series: Float64Array, path = 'trace series'): Float64Array {
   const m = mean(series);
-  if (!(m > 0)) throw new Error('trace series has no positive mean');
+  if (!(m > 0)) throw new Error(`${path}: no positive mean`);
   return series.map((v) => v / m);
 }
 
