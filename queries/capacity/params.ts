@@ -7,11 +7,26 @@
 import { z } from 'zod';
 import { API_TIME_MIN_MS, API_TIME_MAX_MS, parseTimeBound, toIso } from '../../lib/time.js';
 import { NO_CONTROL_CHARS, WELL_FORMED } from '../../schemas/text.js';
-import type { ParamSpec, SqlFile } from './sql-file.js';
 
 const HOUR_MS = 3_600_000;
 const RELATIVE = /^now(?:([+-])(\d{1,4})([hdw]))?$/;
 const UNIT_MS = { h: HOUR_MS, d: 24 * HOUR_MS, w: 7 * 24 * HOUR_MS } as const;
+
+
+export type ParamKind = 'DateTime' | 'Date' | 'String' | 'UInt32' | 'Float64' | 'Enum';
+
+export interface ParamSpec {
+  name: string;
+  kind: ParamKind;
+  optional: boolean;
+  /** As written in the header, e.g. `now-30d`; parsed like a value. */
+  default?: string;
+  enumValues?: string[];
+  /** Inclusive bounds for UInt32 / Float64. */
+  min?: number;
+  max?: number;
+  description: string;
+}
 
 /** `now`, `now-30d`, `now+12h`, `now-2w`: relative to the start of the current hour. */
 export function parseRelativeTime(raw: string, nowMs = Date.now()): number | undefined {
@@ -77,7 +92,7 @@ export function paramValueSchema(p: ParamSpec): z.ZodType<string | number> {
 }
 
 /** The zod schema of a file's parameters: unknown names are refused, defaults applied. */
-export function paramsSchema(file: Pick<SqlFile, 'name' | 'params'>) {
+export function paramsSchema(file: { name: string; params: readonly ParamSpec[] }) {
   const shape: Record<string, z.ZodType> = {};
   for (const p of file.params) {
     const value = paramValueSchema(p);
@@ -97,7 +112,7 @@ export interface ResolvedParams {
 export type ParamsResult = ResolvedParams | { error: string };
 
 /** Validates raw parameters (strings from a query string or `--param k=v`). */
-export function resolveParams(file: Pick<SqlFile, 'name' | 'params'>, raw: Record<string, unknown>): ParamsResult {
+export function resolveParams(file: { name: string; params: readonly ParamSpec[] }, raw: Record<string, unknown>): ParamsResult {
   const missing = file.params.filter((p) => !p.optional && p.default === undefined && (raw[p.name] === undefined || raw[p.name] === ''));
   if (missing.length > 0) return { error: missing.map((p) => `${p.name} is required`).join('; ') };
   const parsed = paramsSchema(file).safeParse(raw);

@@ -34,24 +34,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { baseUnitSql, baseUnitsText, metricNamesText, naturalPerHourSql, naturalPerHourText, naturalUnitSql, naturalUnitsText } from '../../schemas/metrics.js';
-import { paramValueSchema } from './params.js';
+import { paramValueSchema, type ParamKind, type ParamSpec } from './params.js';
+
+export type { ParamKind, ParamSpec } from './params.js';
 
 export { describeParam, paramsSchema, parseRelativeTime, resolveParams, type ParamsResult, type ResolvedParams } from './params.js';
-
-export type ParamKind = 'DateTime' | 'Date' | 'String' | 'UInt32' | 'Float64' | 'Enum';
-
-export interface ParamSpec {
-  name: string;
-  kind: ParamKind;
-  optional: boolean;
-  /** As written in the header, e.g. `now-30d`; parsed like a value. */
-  default?: string;
-  enumValues?: string[];
-  /** Inclusive bounds for UInt32 / Float64. */
-  min?: number;
-  max?: number;
-  description: string;
-}
 
 export interface ColumnDoc {
   name: string;
