@@ -325,6 +325,23 @@ describe('the export CLI', () => {
     expect(readFileSync(viaApi, 'utf8')).toBe(readFileSync(out, 'utf8'));
   });
 
+  it('checks a closed period against its recorded SHA-256, and says an open period is not final', async () => {
+    const dir = tempDir('um-export-');
+    const closed = capture();
+    expect(await runExportCommand(['--period', label(PERIOD), '--out', path.join(dir, 'closed.ndjson'), '--url', base, '--key', KEYS.billing, '--quiet'], closed.io), closed.err()).toBe(0);
+    expect(closed.err()).toContain(`period ${label(PERIOD)}: closed; the file's SHA-256 ${await exportDigest(p.ch!, label(PERIOD))} equals the one recorded at close`);
+    const open = capture();
+    expect(await runExportCommand(['--period', label(OPEN), '--out', path.join(dir, 'open.ndjson'), '--url', base, '--key', KEYS.billing, '--quiet'], open.io), open.err()).toBe(0);
+    expect(open.err()).toMatch(new RegExp(`period ${label(OPEN)}: (open|closing) — its totals may still change`));
+  });
+
+  it('writes to stdout with --out -, and nothing else goes there', async () => {
+    const io = capture();
+    expect(await runExportCommand(['--period', label(PERIOD), '--out', '-', '--url', base, '--key', KEYS.billing, '--quiet'], io.io), io.err()).toBe(0);
+    expect(io.text()).toBe((await get(`/v1/usage?period=${label(PERIOD)}`)).text);
+    expect(io.err()).toMatch(/→ stdout, complete/);
+  });
+
   it('reports an API refusal and leaves no partial file', async () => {
     const dir = tempDir('um-export-');
     const out = path.join(dir, 'usage.ndjson');
