@@ -108,9 +108,19 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
         metrics.queueWaiting.set(waiting);
         metrics.dirtyHours.set(ledger.dirtyHours);
         metrics.inflightBatches.set(ledger.inflight);
+        metrics.deadLetters.set(await ctx.batchQueue.getFailedCount());
         for (const t of collector?.status() ?? []) {
-          metrics.collectorTargetUp.set({ target: t.id }, t.health === 'up' ? 1 : 0);
-          metrics.collectorSamples.set({ target: t.id }, t.samples.produced);
+          const target = t.id;
+          metrics.collectorTargetUp.set({ target }, t.health === 'up' ? 1 : 0);
+          metrics.collectorSamples.set({ target }, t.samples.produced);
+          metrics.collectorLastSuccess.set({ target }, (t.lastSuccessAt ?? 0) / 1000);
+          metrics.collectorLastDuration.set({ target }, (t.lastDurationMs ?? 0) / 1000);
+          metrics.collectorScrapes.set({ target, outcome: 'success' }, t.scrapes - t.failures);
+          metrics.collectorScrapes.set({ target, outcome: 'failure' }, t.failures);
+          metrics.collectorSkipped.set({ target }, t.skippedSlots);
+          metrics.collectorUnfilledGaps.set({ target }, t.unfilledGaps);
+          metrics.collectorCounterResets.set({ target }, t.counterResets);
+          for (const result of ['accepted', 'rejected', 'dropped'] as const) metrics.collectorDelivered.set({ target, result }, t.samples[result]);
         }
       },
     });

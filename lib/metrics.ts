@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  return {
+  const metrics = {
     registry,
     samplesAccepted: new Counter({ name: 'um_samples_accepted_total', help: 'Samples accepted by ingest', registers: [registry] }),
     samplesRejected: new Counter({ name: 'um_samples_rejected_total', help: 'Samples refused by validation', registers: [registry] }),
@@ -36,9 +36,21 @@ export function createMetrics() {
     dirtyHours: new Gauge({ name: 'um_dirty_hours', help: 'Hours waiting to be recomputed', registers: [registry] }),
     collectorTargetUp: new Gauge({ name: 'um_collector_target_up', help: '1 when the last scrape of a pull target succeeded', labelNames: ['target'], registers: [registry] }),
     collectorSamples: new Gauge({ name: 'um_collector_samples_produced', help: 'Samples produced by a pull target since start', labelNames: ['target'], registers: [registry] }),
+    collectorLastSuccess: new Gauge({ name: 'um_collector_last_success_timestamp_seconds', help: 'When a pull target was last scraped successfully (0: never)', labelNames: ['target'], registers: [registry] }),
+    collectorLastDuration: new Gauge({ name: 'um_collector_last_scrape_duration_seconds', help: 'How long the last scrape of a pull target took', labelNames: ['target'], registers: [registry] }),
+    collectorScrapes: new Gauge({ name: 'um_collector_scrapes', help: 'Scrapes of a pull target since start, by outcome', labelNames: ['target', 'outcome'], registers: [registry] }),
+    collectorSkipped: new Gauge({ name: 'um_collector_skipped_slots', help: 'Scrape slots skipped because the previous scrape of the target was still running', labelNames: ['target'], registers: [registry] }),
+    collectorUnfilledGaps: new Gauge({ name: 'um_collector_unfilled_gaps', help: 'Gaps in a target\'s series that could not be filled since start', labelNames: ['target'], registers: [registry] }),
+    collectorCounterResets: new Gauge({ name: 'um_collector_counter_resets', help: 'Counter resets seen in a target\'s series since start', labelNames: ['target'], registers: [registry] }),
+    collectorDelivered: new Gauge({ name: 'um_collector_samples_delivered', help: 'Samples of a pull target handed to ingest since start, by result (accepted, rejected, dropped)', labelNames: ['target', 'result'], registers: [registry] }),
+    deadLetters: new Gauge({ name: 'um_dead_letter_batches', help: 'Batch jobs that ran out of attempts and wait for a replay (usage-meter dead-letters)', registers: [registry] }),
     quarantinedRows: new Gauge({ name: 'um_quarantined_rows', help: 'Acknowledged rows the engine refused for good, waiting in the quarantine (usage-meter quarantine)', registers: [registry] }),
     rowsQuarantined: new Counter({ name: 'um_rows_quarantined_total', help: 'Rows put into the quarantine since start', registers: [registry] }),
     inflightBatches: new Gauge({ name: 'um_inflight_batches', help: 'Acknowledged batches not yet in ClickHouse', registers: [registry] }),
   };
+  // Counters with labels have no series until first incremented: a dashboard could not tell
+  // "no failure" from "not reported". Every label value starts at zero.
+  for (const final of ['true', 'false']) metrics.batchFailures.labels({ final }).inc(0);
+  return metrics;
 }
 export type Metrics = ReturnType<typeof createMetrics>;

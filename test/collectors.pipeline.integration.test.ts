@@ -54,6 +54,15 @@ describe('pull collector in the pipeline', () => {
     expect(BigInt(memory.base_total)).toBeGreaterThan(0n);
     const scrape = await p.get('/metrics', '');
     expect(scrape.body).toContain('um_collector_target_up{target="node-pipeline"} 1');
+    // Per target: when it last worked, how long it took, how often it failed, what it dropped.
+    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(scrape.body)?.[1]);
+    expect(value('um_collector_last_success_timestamp_seconds{target="node-pipeline"}')).toBeGreaterThan(now / 1000 - 60);
+    expect(value('um_collector_scrapes{target="node-down",outcome="failure"}')).toBeGreaterThan(0);
+    expect(value('um_collector_last_success_timestamp_seconds{target="node-down"}')).toBe(0);
+    expect(value('um_collector_samples_delivered{target="node-pipeline",result="accepted"}')).toBeGreaterThan(0);
+    expect(scrape.body).toMatch(/^um_collector_unfilled_gaps\{target="node-pipeline"\} \d+$/m);
+    expect(scrape.body).toContain('um_dead_letter_batches 0');
+    expect(scrape.body).toContain('um_batch_failures_total{final="true"} 0');
     const ready = await p.get('/readyz', '');
     expect(ready.status).toBe(200);
     expect(ready.body.collector_targets).toEqual({ up: 2, down: [{ target: 'node-down', error: 'network' }], unknown: 0 });
