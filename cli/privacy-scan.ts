@@ -3,7 +3,8 @@
  * and any dataset export files given, for identifiers. Exits 1 on any hit. In embedded mode
  * the data directory belongs to one process: run it while the pipeline is stopped.
  */
-import { createClickHouse, describeClickHouse } from '../lib/clickhouse.js';
+import { describeClickHouse } from '../lib/clickhouse.js';
+import { openExistingEngine } from './data-dir.js';
 import { scanAnalytics, scanFile, type ScanReport } from '../queries/leak-scan.js';
 import { loadConfig } from '../schemas/config.js';
 import { migrate } from '../lib/migrate.js';
@@ -25,7 +26,8 @@ export async function runPrivacyScanCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const config = loadConfig(process.env, overrides);
-  const ch = createClickHouse(config);
+  // A missing or empty data directory would scan nothing and report "no identifiers found".
+  const ch = openExistingEngine(config);
   try {
     await migrate(ch);
     const reports: ScanReport[] = [await scanAnalytics(ch, { labelPattern: config.ANALYTICS_LABEL_PATTERN, labelValues: config.ANALYTICS_LABEL_VALUES, k: config.K_ANONYMITY })];

@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { createClickHouse, type ClickHouseClient } from '../lib/clickhouse.js';
+import type { ClickHouseClient } from '../lib/clickhouse.js';
+import { openExistingEngine } from './data-dir.js';
 import { capacityQueries, describeQuery, findQuery, namedQueryCsv, resolveQueryParams, runNamedQuery, type NamedQuery } from '../queries/capacity/library.js';
 import { describeParam } from '../queries/capacity/sql-file.js';
 import { ConfigError, loadConfig, type Config } from '../schemas/config.js';
@@ -61,7 +62,7 @@ export function openTarget(values: { url?: string | undefined; key?: string | un
   }
   if (values.key || values['key-file']) throw new ConfigError('--key and --key-file go with --url');
   const config = loadConfig(process.env, overrides);
-  return { kind: 'direct', config, ch: createClickHouse(config) };
+  return { kind: 'direct', config, ch: openExistingEngine(config) };
 }
 
 export async function closeTarget(t: Target): Promise<void> {

@@ -47,6 +47,33 @@ describe('command line', () => {
   });
 });
 
+describe('tools that read a data directory', () => {
+  it('refuse a missing or empty one instead of reporting nothing found', () => {
+    const empty = mkdtempSync(path.join(os.tmpdir(), 'um-cli-empty-'));
+    const scan = cli(['privacy-scan', '--data-dir', empty]);
+    expect(scan.status).toBe(2);
+    expect(scan.stderr).toContain(`no pipeline data in ${empty}`);
+    expect(scan.stdout).not.toContain('no identifiers found');
+    const query = cli(['query', 'capacity/fleet-size', '--data-dir', path.join(empty, 'nowhere')]);
+    expect(query.status).toBe(2);
+    expect(query.stderr).toContain('no pipeline data in');
+  });
+
+  it('say that a running pipeline holds the directory, and how to read through it', async () => {
+    const p = await startTestPipeline('cli-locked');
+    try {
+      const query = cli(['query', 'capacity/fleet-size', '--data-dir', p.dataDir]);
+      expect(query.status).toBe(2);
+      expect(query.stderr).toContain(`(process ${process.pid}) is running on ${p.dataDir}: read through it with --url and --key`);
+      const scan = cli(['privacy-scan', '--data-dir', p.dataDir]);
+      expect(scan.status).toBe(2);
+      expect(scan.stderr).toContain(`is running on ${p.dataDir}`);
+    } finally {
+      await p.stop();
+    }
+  });
+});
+
 describe('graceful stop', () => {
   it('loses nothing acknowledged when SIGTERM arrives under load, and logs no key or account id', async () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'um-stop-'));
