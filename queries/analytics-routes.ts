@@ -76,10 +76,12 @@ export function registerAnalyticsRoutes(app: FastifyInstance, deps: AnalyticsRou
 
   app.get('/v1/analytics/queries', planner, async () => ({ queries: capacityQueries().map(describeQuery) }));
 
-  app.get<{ Params: { name: string }; Querystring: Record<string, unknown> }>('/v1/analytics/queries/:name', planner, async (req, reply) => {
-    const q = findQuery(req.params.name);
-    if (!q) return sendError(reply, 404, 'unknown_query', `no named query ${req.params.name}; GET /v1/analytics/queries lists them`);
-    const { format = 'json', ...raw } = req.query;
+  // A query is named by itself (`fleet-size`) or with its library, as the listing shows it
+  // (`capacity/fleet-size`): both paths run it.
+  const runQuery = async (name: string, query: Record<string, unknown>, reply: FastifyReply) => {
+    const q = findQuery(name);
+    if (!q) return sendError(reply, 404, 'unknown_query', `no named query ${name}; GET /v1/analytics/queries lists them`);
+    const { format = 'json', ...raw } = query;
     if (format !== 'json' && format !== 'csv') return sendError(reply, 400, 'invalid_params', 'format must be json or csv');
     const params = resolveQueryParams(q, raw);
     if ('error' in params) return sendError(reply, 400, 'invalid_params', params.error, { params: q.params.map(describeParam) });
@@ -90,7 +92,11 @@ export function registerAnalyticsRoutes(app: FastifyInstance, deps: AnalyticsRou
     } catch (err) {
       return tooBig(reply, err);
     }
-  });
+  };
+  app.get<{ Params: { name: string }; Querystring: Record<string, unknown> }>('/v1/analytics/queries/:name', planner, (req, reply) => runQuery(req.params.name, req.query, reply));
+  app.get<{ Params: { library: string; name: string }; Querystring: Record<string, unknown> }>('/v1/analytics/queries/:library/:name', planner, (req, reply) =>
+    runQuery(`${req.params.library}/${req.params.name}`, req.query, reply),
+  );
 
   app.post<{ Body: unknown }>('/v1/analytics/sql', planner, async (req, reply) => {
     // A text/plain body is the SQL itself.

@@ -273,6 +273,11 @@ describe('the named query library', () => {
     const bad2 = await get('/v1/analytics/queries/fleet-size?from=yesterday&granularity=fortnight');
     expect(bad2.body.error.message).toMatch(/from must be RFC 3339/);
     expect(bad2.body.error.message).toMatch(/granularity must be one of hour, day, week, month/);
+    // The name as the listing shows it, with its library, is the same query.
+    const withLibrary = await get('/v1/analytics/queries/capacity/fleet-size?granularity=day');
+    expect(withLibrary.status).toBe(200);
+    expect(withLibrary.body).toEqual((await get('/v1/analytics/queries/fleet-size?granularity=day')).body);
+    expect((await get('/v1/analytics/queries/nowhere/fleet-size')).status).toBe(404);
     const missing = await get('/v1/analytics/queries/storage-days-to-capacity');
     expect(missing.body.error.message).toBe('capacity_gib is required');
     const range = await get('/v1/analytics/queries/demand-forecast?weeks=9');
