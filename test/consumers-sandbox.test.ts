@@ -116,6 +116,17 @@ describe('what the sandbox runs', () => {
     expect(res.body.rows).toEqual([{ hours: '3', shapes: '10', s: '45' }]);
   });
 
+  it('offers the suppression report as it stands: one row per hour and metric however often an hour was recomputed', async () => {
+    const latest = await sql('SELECT hour, metric, count() AS n FROM suppression_hourly_latest GROUP BY hour, metric HAVING n > 1');
+    expect(latest.status, latest.text).toBe(200);
+    expect(latest.body.rows).toEqual([]);
+    const keys = await sql('SELECT count() AS n FROM (SELECT DISTINCT hour, metric FROM analytics.suppression_hourly)');
+    const rows = await sql('SELECT count() AS n FROM suppression_hourly_latest');
+    expect(rows.body.rows).toEqual(keys.body.rows);
+    expect(Number(rows.body.rows[0].n)).toBeGreaterThan(0);
+    expect(latest.body.columns.map((c: { name: string }) => c.name)).not.toContain('version');
+  });
+
   it('answers CSV when asked, and takes a text/plain body as the SQL', async () => {
     const csv = await sql('SELECT instance_type, vcpus FROM analytics.instance_types FINAL ORDER BY instance_type LIMIT 2', { format: 'csv' });
     expect(csv.status).toBe(200);
