@@ -3,10 +3,14 @@
  *
  * A statement runs only after ClickHouse itself has parsed it and the policy (policy.ts)
  * has accepted its parse tree, in this order:
- *   1. `formatQuery({sql:String})`: the user's text goes in as a *bound parameter*, so it
- *      cannot be executed by this step; ClickHouse refuses anything that is not exactly one
- *      statement and gives back its canonical text. Everything after works on that text,
- *      so comments, a second statement or odd spacing cannot change what runs.
+ *   1. `formatQuery('<sql>')`: the user's text goes in as a *string literal* in the request
+ *      body (sqlStringLiteral: every `\` and `'` escaped), so it cannot be executed by this
+ *      step; ClickHouse refuses anything that is not exactly one statement and gives back
+ *      its canonical text. Everything after works on that text, so comments, a second
+ *      statement or odd spacing cannot change what runs. Not a bound parameter: the client
+ *      sends those in the URL, and 64 KiB of SQL, URL-encoded, passes a server's 128 KiB
+ *      http_max_field_value_size. The literal is at most 3 bytes per UTF-16 unit, 192 KiB
+ *      for maxSqlChars = 64 Ki, under the server's 256 KiB max_query_size.
  *   2. `EXPLAIN AST <canonical>`: the parse tree; EXPLAIN AST only parses.
  *   3. The policy: a SELECT reading analytics tables only, no table functions that reach
  *      elsewhere, no SETTINGS/FORMAT/INTO OUTFILE. Analytics views are checked through
@@ -333,10 +337,10 @@ export class SqlSandbox {
     return canonical;
   }
 
-  /** Step 1: one statement, canonical text; the SQL travels as a bound parameter. */
+  /** Step 1: one statement, canonical text; the SQL travels as a string literal in the body. */
   private async format(client: ClickHouseClient, sql: string): Promise<string> {
     try {
-      const [row] = await queryRows(client, z.object({ q: z.string() }), 'SELECT formatQuery({sandbox_sql:String}) AS q', { sandbox_sql: sql }, this.settings());
+      const [row] = await queryRows(client, z.object({ q: z.string() }), `SELECT formatQuery(${sqlStringLiteral(sql)}) AS q`, {}, this.settings());
       if (!row) throw new SandboxRefusal('sql_syntax_error', 'ClickHouse could not parse the SQL');
       return row.q;
     } catch (err) {
@@ -469,4 +473,13 @@ export function classifyEngineError(err: unknown, limits?: SandboxLimits): Sandb
   if (type === 'ACCESS_DENIED') return new SandboxRefusal('sql_table_refused', `the analytics reader may not read this: ${engineMessage(err)}`, { engine_error: type });
   if (type === 'UNKNOWN_QUERY_PARAMETER') return new SandboxRefusal('sql_missing_parameter', engineMessage(err), { engine_error: type });
   return new SandboxRefusal('sql_query_failed', engineMessage(err), { engine_error: type });
+}
+
+/**
+ * `text` as a ClickHouse string literal. Inside single quotes only the backslash (the
+ * escape introducer) and the quote (the delimiter) can end or alter the literal; both are
+ * escaped, every other character (newlines, NUL, any UTF-8) stands for itself.
+ */
+export function sqlStringLiteral(text: string): string {
+  return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
