@@ -4,6 +4,7 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
+# .dockerignore keeps .env and secrets/ out: secrets reach the container as files at run time.
 COPY . .
 USER node
 EXPOSE 8080

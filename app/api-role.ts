@@ -6,6 +6,7 @@ import { registerAnalyticsRoutes } from '../queries/analytics-routes.js';
 import { registerExportRoutes } from '../queries/export-routes.js';
 import { registerPrivacyRoutes } from '../queries/privacy-routes.js';
 import { registerQueryRoutes } from '../queries/routes.js';
+import { analyticsCredentials } from '../schemas/config.js';
 import type { RoleContext } from './context.js';
 
 export function registerApiRole(http: FastifyInstance, ctx: RoleContext, ch: ClickHouseClient): void {
@@ -27,12 +28,8 @@ export function registerApiRole(http: FastifyInstance, ctx: RoleContext, ch: Cli
     erasureQueue: ctx.erasureQueue,
     accountRetentionMonths: config.ACCOUNT_RETENTION_MONTHS,
   });
-  registerAnalyticsRoutes(http, {
-    ch,
-    keys,
-    config,
-    ...(config.CLICKHOUSE_ANALYTICS_PASSWORD
-      ? { sandboxCredentials: { username: config.CLICKHOUSE_ANALYTICS_USER, password: config.CLICKHOUSE_ANALYTICS_PASSWORD } }
-      : {}),
-  });
+  // Server mode: the read-only analytics user, never a fallback to CLICKHOUSE_USER (throws
+  // without it; startPipeline has already checked this before anything started).
+  const sandboxCredentials = analyticsCredentials(config);
+  registerAnalyticsRoutes(http, { ch, keys, config, ...(sandboxCredentials ? { sandboxCredentials } : {}) });
 }

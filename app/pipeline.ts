@@ -18,7 +18,7 @@ import { applyRetention } from '../lib/retention.js';
 import { ledgerGauges } from '../domain/ledger.js';
 import { quarantineStats } from '../domain/quarantine.js';
 import type { PullCollector } from '../ingest/collectors/index.js';
-import type { Config } from '../schemas/config.js';
+import { analyticsCredentials, type Config } from '../schemas/config.js';
 import { migrate } from '../lib/migrate.js';
 import { redisKeys, type BatchJob, type RedisKeys } from '../schemas/queues.js';
 import { createBatchQueue, createErasureQueue } from '../workers/queues.js';
@@ -50,6 +50,9 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
     worker: role === 'all' || role === 'worker',
     api: role === 'all' || role === 'api',
   };
+  // Fail closed before anything starts: in server mode the API runs analytics SQL as the
+  // read-only user only, so missing credentials stop the process with the variables named.
+  if (wants.api) analyticsCredentials(config);
   const keys = redisKeys(config.KEY_PREFIX);
   const metrics = createMetrics();
   const { keys: apiKeys, generatedFile } = resolveApiKeys(config.API_KEYS, config.DATA_DIR);

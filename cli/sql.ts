@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SandboxRefusal, SqlSandbox, openSandboxSession } from '../queries/sandbox/sandbox.js';
-import { ConfigError } from '../schemas/config.js';
+import { ConfigError, analyticsCredentials } from '../schemas/config.js';
 import { settingsHelp, takeSettingFlags } from './settings-flags.js';
 import { CliError, STD_IO, TARGET_FLAGS, TARGET_OPTIONS, apiFetch, closeTarget, openTarget, outputFormat, parseParamFlags, pipeText, printRows, reportCliErrors, targetHelp, write, type CliIo } from './query.js';
 
@@ -16,7 +16,9 @@ Runs one SELECT over the analytics database. It is parsed by ClickHouse and refu
 the reason, if it writes, changes the schema, or reads anything outside analytics (billing,
 system tables, table functions such as remote/file/url, dictionaries); it runs read-only
 under limits on time, rows read, result size and memory. Bind values with {name:Type}
-placeholders and --param name=value.
+placeholders and --param name=value. On a ClickHouse server (CLICKHOUSE_URL) it runs as
+the read-only CLICKHOUSE_ANALYTICS_USER and stops without CLICKHOUSE_ANALYTICS_PASSWORD
+(or CLICKHOUSE_ANALYTICS_PASSWORD_FILE): never as CLICKHOUSE_USER.
 
 Options:
   --file FILE           read the SQL from FILE ("-" as the SQL: read it from stdin)
@@ -55,8 +57,9 @@ export async function runSqlCommand(argv: string[], io: CliIo = STD_IO): Promise
         else printRows(io, ((await res.json()) as { rows: Record<string, unknown>[] }).rows, format);
         return 0;
       }
-      // Its own read-only session; the catalogue is read with the ordinary one.
-      const sandbox = new SqlSandbox({ session: await openSandboxSession(target.config), catalogClient: target.ch });
+      // Its own read-only session, on a server as the read-only analytics user (ConfigError
+      // without its credentials: never the pipeline's user); the catalogue is read with the ordinary one.
+      const sandbox = new SqlSandbox({ session: await openSandboxSession(target.config, analyticsCredentials(target.config)), catalogClient: target.ch });
       try {
         if (format === 'csv') await pipeText(io, await sandbox.runCsv(sql, params));
         else printRows(io, (await sandbox.run(sql, params)).rows, format);

@@ -3,6 +3,7 @@
  * them (by the same name, e.g. --data-dir for DATA_DIR), and the result is parsed once at
  * start. A bad value stops the process with a message naming the setting.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -65,11 +66,17 @@ export const configSchema = z.object({
   CLICKHOUSE_URL: z.url().optional(),
   CLICKHOUSE_USER: z.string().default('default'),
   CLICKHOUSE_PASSWORD: z.string().default(''),
-  /** Server mode: the read-only user ad-hoc analytics SQL runs as (SELECT on analytics only). */
-  CLICKHOUSE_ANALYTICS_USER: z.string().default('analytics_reader'),
+  CLICKHOUSE_PASSWORD_FILE: z.string().min(1).optional(),
+  /**
+   * Server mode: the read-only user ad-hoc analytics SQL runs as (SELECT on analytics only).
+   * Required there for the API role and `usage-meter sql` (analyticsCredentials below).
+   */
+  CLICKHOUSE_ANALYTICS_USER: z.string().min(1).default('analytics_reader'),
   CLICKHOUSE_ANALYTICS_PASSWORD: z.string().optional(),
+  CLICKHOUSE_ANALYTICS_PASSWORD_FILE: z.string().min(1).optional(),
   /** Unset: redis://127.0.0.1:6379, or a private redis-server if nothing answers there. */
   REDIS_URL: z.url().optional(),
+  REDIS_URL_FILE: z.string().min(1).optional(),
   KEY_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_{}-]{1,64}$/, 'letters, digits, _ - { } only (braces make a Redis Cluster hash tag)')
@@ -78,6 +85,7 @@ export const configSchema = z.object({
   HOST: z.string().default('127.0.0.1'),
   PORT: int(0, 65535).default(8080),
   API_KEYS: apiKeysSchema,
+  API_KEYS_FILE: z.string().min(1).optional(),
   MAX_BODY_BYTES: int(1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
   MAX_BATCH_ITEMS: int(1, 100_000).default(10_000),
   /** Back-pressure: above this many waiting batch jobs ingest answers 503. */
@@ -157,6 +165,26 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/**
+ * Secrets that may instead come from a file named by `<NAME>_FILE` (Docker and compose
+ * secrets are mounted as files under /run/secrets/): the file's text, less one trailing
+ * newline. Setting both is an error; so is a file that cannot be read or is empty (an
+ * empty API_KEYS would otherwise mean "generate keys", an empty password "no password").
+ */
+export const FILE_SETTINGS = ['CLICKHOUSE_PASSWORD', 'CLICKHOUSE_ANALYTICS_PASSWORD', 'API_KEYS', 'REDIS_URL'] as const;
+
+function readSecretFile(name: string, file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`invalid configuration:\n  ${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const value = text.replace(/\r?\n$/, '');
+  if (value === '') throw new ConfigError(`invalid configuration:\n  ${name}_FILE: ${file} is empty`);
+  return value;
+}
+
 /** Reads only the settings this module knows; everything else in the environment is ignored. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, string | undefined> = {}): Config {
   const input: Record<string, string | undefined> = {};
@@ -164,12 +192,48 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Reco
     const value = overrides[key] ?? env[key];
     if (value !== undefined && value !== '') input[key] = value;
   }
+  const both = FILE_SETTINGS.filter((name) => input[name] !== undefined && input[`${name}_FILE`] !== undefined);
+  if (both.length > 0) {
+    throw new ConfigError(`invalid configuration:\n${both.map((name) => `  ${name}: set either ${name} or ${name}_FILE, not both`).join('\n')}`);
+  }
+  for (const name of FILE_SETTINGS) {
+    const file = input[`${name}_FILE`];
+    if (file !== undefined) input[name] = readSecretFile(name, file);
+  }
   const parsed = configSchema.safeParse(input);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${String(i.path[0] ?? '?')}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   return { ...parsed.data, DATA_DIR: path.resolve(parsed.data.DATA_DIR) };
+}
+
+export interface AnalyticsCredentials {
+  username: string;
+  password: string;
+}
+
+/**
+ * Who ad-hoc analytics SQL (POST /v1/analytics/sql, `usage-meter sql`) runs as. Embedded
+ * mode has no users: undefined, and the sandbox's checks and read-only settings are the
+ * wall. Server mode fails closed: without the read-only user's password it throws instead
+ * of falling back to CLICKHOUSE_USER, which owns the schema and can write billing data.
+ */
+export function analyticsCredentials(
+  config: Pick<Config, 'CLICKHOUSE_URL' | 'CLICKHOUSE_USER' | 'CLICKHOUSE_ANALYTICS_USER' | 'CLICKHOUSE_ANALYTICS_PASSWORD'>,
+): AnalyticsCredentials | undefined {
+  if (!config.CLICKHOUSE_URL) return undefined;
+  if (!config.CLICKHOUSE_ANALYTICS_PASSWORD) {
+    throw new ConfigError(
+      'server mode (CLICKHOUSE_URL) runs analytics SQL as a read-only ClickHouse user, never as CLICKHOUSE_USER: ' +
+        'set CLICKHOUSE_ANALYTICS_PASSWORD or CLICKHOUSE_ANALYTICS_PASSWORD_FILE (and CLICKHOUSE_ANALYTICS_USER, default analytics_reader; ' +
+        'see deploy/clickhouse/users.d/analytics-reader.xml)',
+    );
+  }
+  if (config.CLICKHOUSE_ANALYTICS_USER === config.CLICKHOUSE_USER) {
+    throw new ConfigError(`CLICKHOUSE_ANALYTICS_USER must be a read-only user, not CLICKHOUSE_USER (${config.CLICKHOUSE_USER})`);
+  }
+  return { username: config.CLICKHOUSE_ANALYTICS_USER, password: config.CLICKHOUSE_ANALYTICS_PASSWORD };
 }
 
 /** `--data-dir` → `DATA_DIR`: flags and variables share one name space. */

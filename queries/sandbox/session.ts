@@ -17,7 +17,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
-import type { Config } from '../../schemas/config.js';
+import { ConfigError, type Config } from '../../schemas/config.js';
 import { Gate } from './gate.js';
 
 /** As lib/clickhouse.ts: exact numbers as strings, UTC. */
@@ -129,6 +129,11 @@ export async function openSession(
   opts: SessionOptions = {},
 ): Promise<ReaderSession> {
   if (config.CLICKHOUSE_URL) {
+    // The sandbox's session (database analytics) must not fall back to the pipeline's user,
+    // which owns the schema: fail closed, naming what to set (schemas/config.ts analyticsCredentials).
+    if (opts.database === 'analytics' && !opts.credentials) {
+      throw new ConfigError('server mode: the analytics SQL session needs the read-only user: set CLICKHOUSE_ANALYTICS_USER and CLICKHOUSE_ANALYTICS_PASSWORD (or _FILE)');
+    }
     const client = createClient({
       url: config.CLICKHOUSE_URL,
       username: opts.credentials?.username ?? config.CLICKHOUSE_USER,
