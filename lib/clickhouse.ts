@@ -86,3 +86,45 @@ export async function queryRows(ch: ClickHouseClient, ...args: unknown[]): Promi
   const rows = await rs.json<unknown>();
   return row ? rows.map((r) => (row as z.ZodType).parse(r)) : rows;
 }
+
+/**
+ * How much of one query parameter, URL-encoded, this code sends. @clickhouse/client puts
+ * query parameters in the request URL (`param_<name>=…`), and a ClickHouse server refuses a
+ * field longer than http_max_field_value_size (128 KiB by default) and a URI longer than
+ * http_max_uri_size (1 MiB): a list that can grow with the data is sent in runs of at most
+ * this size, or computed inside the engine instead. Half the field limit leaves room for
+ * the other parameters and the settings in the same URL. Embedded, nothing is a URL.
+ */
+export const URL_PARAM_BUDGET = 64 * 1024;
+
+/** Length of `text` once form-encoded into a URL, as the client encodes parameters. */
+export function urlEncodedLength(text: string): number {
+  return new URLSearchParams({ p: text }).toString().length - 2;
+}
+
+/**
+ * `items` in runs whose encoded sizes (`size`, of one item with its separator) add up to at
+ * most `budget`. An item larger than the budget alone is the caller's to bound first.
+ */
+export function paramRuns<T>(items: readonly T[], size: (item: T) => number, budget = URL_PARAM_BUDGET): T[][] {
+  const runs: T[][] = [];
+  let run: T[] = [];
+  let used = 2; // the brackets of the array
+  for (const item of items) {
+    const n = size(item);
+    if (run.length > 0 && used + n > budget) {
+      runs.push(run);
+      run = [];
+      used = 2;
+    }
+    run.push(item);
+    used += n;
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
+}
+
+/** The encoded size of a string as an element of an Array(String) parameter: quoted, escaped, comma. */
+export function stringElementSize(s: string): number {
+  return urlEncodedLength(`'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}',`);
+}

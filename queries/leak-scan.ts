@@ -9,7 +9,8 @@
  */
 import { z } from 'zod';
 import { readFileSync } from 'node:fs';
-import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
+import { paramRuns, queryRows, stringElementSize, URL_PARAM_BUDGET, type ClickHouseClient } from '../lib/clickhouse.js';
+import { LIMITS } from '../schemas/sample.js';
 import { DEFAULT_ANALYTICS_LABEL_PATTERN } from '../schemas/config.js';
 
 export interface LeakHit {
@@ -48,19 +49,39 @@ const KNOWN_IDENTIFIERS = `
   SELECT resource_id FROM billing.samples_raw UNION DISTINCT
   SELECT id FROM billing.samples_raw`;
 
-/** Values that are, or contain as a token, a known identifier. */
+/** The longest identifier billing can hold (ingest's limit on resource ids; ids and accounts are shorter). */
+const MAX_IDENTIFIER_CHARS = LIMITS.resourceIdLength;
+/** The scanner's token rule, the same as splitByRegexp below. */
+const TOKEN_SEPARATORS = /[^A-Za-z0-9_.:@/-]+/;
+
+/**
+ * Values that are, or contain as a token, a known identifier. The values travel as a
+ * query parameter, that is in the URL: in runs of at most URL_PARAM_BUDGET encoded bytes
+ * (a server refuses a field over 128 KiB). A value too long for a run of its own is longer
+ * than any identifier, so it can only hold one as a token: its tokens of identifier length
+ * are sent in its place.
+ */
 async function identifierHits(ch: ClickHouseClient, values: string[]): Promise<Map<string, string>> {
   const hits = new Map<string, string>();
-  for (let i = 0; i < values.length; i += 10_000) {
+  const probes: Array<{ probe: string; value: string }> = [];
+  for (const value of values) {
+    if (stringElementSize(value) <= URL_PARAM_BUDGET / 4) probes.push({ probe: value, value });
+    else for (const tok of new Set(value.split(TOKEN_SEPARATORS))) if (tok !== '' && tok.length <= MAX_IDENTIFIER_CHARS) probes.push({ probe: tok, value });
+  }
+  for (const run of paramRuns(probes, (p) => stringElementSize(p.probe))) {
     const rows = await queryRows(
       ch,
       z.object({ v: z.string(), tok: z.string() }),
       `SELECT v, tok FROM (SELECT arrayJoin({values:Array(String)}) AS v)
        ARRAY JOIN arrayDistinct(arrayPushFront(splitByRegexp('[^A-Za-z0-9_.:@/-]+', v), v)) AS tok
        WHERE tok != '' AND tok IN (${KNOWN_IDENTIFIERS})`,
-      { values: values.slice(i, i + 10_000) },
+      { values: [...new Set(run.map((p) => p.probe))] },
     );
-    for (const r of rows) hits.set(r.v, r.tok);
+    const found = new Map(rows.map((r) => [r.v, r.tok]));
+    for (const p of run) {
+      const tok = found.get(p.probe);
+      if (tok !== undefined && !hits.has(p.value)) hits.set(p.value, tok);
+    }
   }
   return hits;
 }

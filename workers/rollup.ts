@@ -13,7 +13,7 @@ import { z } from 'zod';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { TupleParam } from '@clickhouse/client';
-import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
+import { paramRuns, queryRows, stringElementSize, type ClickHouseClient } from '../lib/clickhouse.js';
 import { withLock } from '../lib/locks.js';
 import { PeriodicTask } from '../lib/periodic.js';
 import { RollupDebounce } from './rollup-debounce.js';
@@ -100,11 +100,14 @@ export async function rollupHour(ch: ClickHouseClient, hour: number, version: nu
  */
 async function deleteStaleUsage(ch: ClickHouseClient, hour: number, version: number): Promise<void> {
   const stale = await queryRows(ch, z.object({ account_id: z.string(), metric: z.string(), resource_id: z.string() }), STALE_USAGE_KEYS_SQL, { hour, version });
-  if (stale.length === 0) return;
-  await ch.command({
-    query: DELETE_STALE_USAGE_SQL,
-    query_params: { hour, version, stale: stale.map((r) => new TupleParam([r.account_id, r.metric, r.resource_id])) },
-  });
+  // Usually none; when many, in runs that keep the URL parameter under URL_PARAM_BUDGET.
+  const size = (r: (typeof stale)[number]) => stringElementSize(r.account_id) + stringElementSize(r.metric) + stringElementSize(r.resource_id) + 2;
+  for (const run of paramRuns(stale, size)) {
+    await ch.command({
+      query: DELETE_STALE_USAGE_SQL,
+      query_params: { hour, version, stale: run.map((r) => new TupleParam([r.account_id, r.metric, r.resource_id])) },
+    });
+  }
 }
 
 /** The hour's k-anonymous analytics, from its per-resource billing rows. */
@@ -121,8 +124,12 @@ export async function rollupAnalytics(ch: ClickHouseClient, hour: number, versio
 /** The hour's would-be label values that are account or resource ids somewhere in billing. */
 async function labelIdentifiers(ch: ClickHouseClient, hour: number): Promise<string[]> {
   const values = (await queryRows(ch, z.object({ v: z.string() }), LABEL_CANDIDATES_SQL, { hour })).map((r) => r.v);
-  if (values.length === 0) return [];
-  return (await queryRows(ch, z.object({ id: z.string() }), BILLING_IDENTIFIERS_SQL, { values })).map((r) => r.id);
+  const ids: string[] = [];
+  // In runs that keep the URL parameter under URL_PARAM_BUDGET (label-shaped values: ≤ 40 characters).
+  for (const run of paramRuns(values, stringElementSize)) {
+    ids.push(...(await queryRows(ch, z.object({ id: z.string() }), BILLING_IDENTIFIERS_SQL, { values: run })).map((r) => r.id));
+  }
+  return ids;
 }
 
 export class RollupScheduler {
