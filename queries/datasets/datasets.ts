@@ -26,7 +26,7 @@ export const DATASET_FORMATS = {
 export type DatasetFormat = keyof typeof DATASET_FORMATS;
 
 /**
- * Output settings pinned, so the embedded engine (26.x) and a server (25.8) write the same
+ * Output settings pinned, so the embedded engine and a server (both 26.7, the line compose pins) write the same
  * file: Snappy (read by every Parquet reader), strings as UTF-8 strings; in CSV, times in
  * ISO 8601 with their zone (2026-01-05T00:00:00.000Z: no reader mistakes them for local
  * time) and empty cells for missing values (a lag before the first hour) rather than \N.
