@@ -19,7 +19,7 @@ import { ledgerGauges } from '../domain/ledger.js';
 import { quarantineStats } from '../domain/quarantine.js';
 import type { PullCollector } from '../ingest/collectors/index.js';
 import { analyticsCredentials, type Config } from '../schemas/config.js';
-import { migrate } from '../lib/migrate.js';
+import { migrateUnderLock } from '../lib/migrate.js';
 import { redisKeys, type BatchJob, type RedisKeys } from '../schemas/queues.js';
 import { createBatchQueue, createErasureQueue } from '../workers/queues.js';
 import type { RollupScheduler } from '../workers/rollup.js';
@@ -72,7 +72,8 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
       const client = createClickHouse(config);
       ch = client;
       closers.push(() => client.close());
-      const applied = await migrate(client, log);
+      // One process migrates at a time; the others wait for it (lib/migrate.ts).
+      const applied = await migrateUnderLock(client, redis.client, keys.migrationLock, log);
       const ttlChanged = await applyRetention(client, config.RAW_RETENTION_DAYS, config.AUDIT_RETENTION_MONTHS);
       log.info({ clickhouse: describeClickHouse(config), applied, ttlChanged }, 'ClickHouse ready');
     }

@@ -16,7 +16,9 @@
  * | dirtyHours | HASH hour → generation | `markWritten` (late batch), rollup (fold without record), period closer (closing) | rollup, `outstanding` | the hour is recomputed whole; a mark is cleared only if its generation did not change meanwhile |
  * | analyticsHours | HASH hour → generation | rollup (after a fold) | rollup, `isIdle` | the hour's k-anonymous analytics are recomputed; same clearing rule |
  * | periodsVersion | counter | period closer (`bumpPeriodsVersion`) | period-state caches | bumped after every change of a period's state, so no reader keeps an old state |
+ * | rowVersion | counter | rollup and period closer (`nextRowVersion`, under their locks), seeded from ClickHouse when absent (`seedRowVersion`) | — | every ReplacingMergeTree version written is above every version written before it, whatever the writer's clock: never below the wall-clock scheme (ms × 1000) it replaced, nor below the highest version already in the tables |
  * | rollupLock, periodCloseLock | lock | lib/locks.ts | — | one rollup round and one close round at a time, fleet-wide |
+ * | migrationLock | lock | lib/migrate.ts `migrateUnderLock` | — | one process applies ClickHouse migrations at a time; the others wait, then find them applied |
  *
  * Quarantined rows (domain/quarantine.ts) are part of the same promise: a batch leaves the
  * in-flight set only by being written, by its refused rows entering the quarantine, or by
@@ -194,6 +196,55 @@ export async function markHoursDirty(redis: Redis, keys: RedisKeys, hours: reado
 /** Billing-period states changed: every cache of them reloads. */
 export async function bumpPeriodsVersion(redis: Redis, keys: RedisKeys): Promise<void> {
   await redis.incr(keys.periodsVersion);
+}
+
+// ---- row versions ------------------------------------------------------------------------
+
+// KEYS: row-version counter. ARGV: floor (the caller's wall clock as ms × 1000, plus 1000).
+// Absent counter: nil, so the caller seeds it from what the tables hold (a Redis that lost
+// its data must not restart the versions below rows already written). Every number stays
+// below 2^53, exact in Lua's doubles; the floor goes back as the caller's own string, so
+// no float is ever formatted.
+const NEXT_ROW_VERSION = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local v = redis.call('INCR', KEYS[1])
+if v < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return ARGV[1]
+end
+return v`;
+
+// KEYS: row-version counter. ARGV: the highest version found in the tables. Creates the
+// counter, or raises it; never lowers it.
+const SEED_ROW_VERSION = `
+local current = redis.call('GET', KEYS[1])
+if (not current) or tonumber(current) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1`;
+
+/**
+ * A ReplacingMergeTree row version above every version issued before, fleet-wide:
+ * max(last issued + 1, (clock + 1 ms) × 1000), in one step. The floor keeps new versions
+ * above the rows the wall-clock scheme (ms × 1000, at most a few above it) wrote before
+ * this counter existed; the counter keeps them above each other when a writer's clock is
+ * behind. Taken under the rollup or closer lock, so rounds' versions follow their order.
+ * `seed` gives the highest version the tables hold; it is asked only when the counter is
+ * absent (first use, or a Redis that lost its data).
+ */
+export async function nextRowVersion(redis: Redis, keys: RedisKeys, clockMs: number, seed: () => Promise<string | number>): Promise<number> {
+  const floor = String((Math.floor(clockMs) + 1) * 1000);
+  let issued = await redis.eval(NEXT_ROW_VERSION, 1, keys.rowVersion, floor);
+  if (issued === null) {
+    await seedRowVersion(redis, keys, await seed());
+    issued = await redis.eval(NEXT_ROW_VERSION, 1, keys.rowVersion, floor);
+  }
+  const version = Number(issued);
+  if (issued === null || !Number.isSafeInteger(version) || version <= 0) throw new Error(`row version ${String(issued)} is not an exact integer`);
+  return version;
+}
+
+/** Raises the row-version counter to at least `atLeast` (never lowers it). */
+export async function seedRowVersion(redis: Redis, keys: RedisKeys, atLeast: string | number): Promise<void> {
+  await redis.eval(SEED_ROW_VERSION, 1, keys.rowVersion, String(atLeast));
 }
 
 // ---- complete ----------------------------------------------------------------------------

@@ -33,3 +33,39 @@ export async function withLock<T>(redis: Redis, key: string, task: () => Promise
     await redis.eval(RELEASE, 1, key, LOCK_OWNER).catch(() => undefined);
   }
 }
+
+export interface WaitOptions {
+  /** Give up (throw) after waiting this long for another holder; default 30 minutes. */
+  timeoutMs?: number;
+  /** Poll interval while another process holds the lock. */
+  pollMs?: number;
+  /** Called once when the lock is found held, and then every minute of waiting. */
+  onWait?: (waitedMs: number) => void;
+}
+
+export class LockWaitTimeout extends Error {
+  override name = 'LockWaitTimeout';
+}
+
+/**
+ * Runs `task` holding `key`, waiting while another process holds it (a holder renews it
+ * while it works, and a dead one's lapses within LOCK_MS). For work every process must see
+ * done before it goes on, such as migrations: the waiter runs the task after the holder,
+ * and finds nothing left to do.
+ */
+export async function withLockWait<T>(redis: Redis, key: string, task: () => Promise<T>, opts: WaitOptions = {}): Promise<T> {
+  const started = Date.now();
+  const timeoutMs = opts.timeoutMs ?? 30 * 60_000;
+  let reported = -Infinity;
+  for (;;) {
+    const result = await withLock(redis, key, task);
+    if (result) return result.value;
+    const waited = Date.now() - started;
+    if (waited > timeoutMs) throw new LockWaitTimeout(`${key} was held by another process for over ${Math.round(timeoutMs / 1000)} s`);
+    if (waited - reported >= 60_000) {
+      reported = waited;
+      opts.onWait?.(waited);
+    }
+    await new Promise((resolve) => setTimeout(resolve, opts.pollMs ?? 200));
+  }
+}

@@ -5,12 +5,26 @@
  * `metric` columns are checked against the metric catalogue (schemas/metrics.ts): a kind
  * added to the catalogue without its migration fails here, at start-up, not at the first
  * insert of that kind.
+ *
+ * One process at a time: every worker and api process migrates at start, so they take the
+ * migration lock (`migrateUnderLock`); the others wait, then find everything applied.
+ *
+ * Re-running after a failure: a migration is recorded only once all its statements ran,
+ * and one that failed half-way runs again from its first statement. So every statement
+ * must be idempotent (IF [NOT] EXISTS, or a rebuild that drops its scratch table first;
+ * test/migrations.integration.test.ts checks the files). A recorded migration can never
+ * change, so one written before this rule is fixed by a new file that `-- replaces:` it:
+ * the same statements, made idempotent, run in the old one's place while it is not
+ * applied (both are then recorded); where the old one already ran, the new one is
+ * recorded without running. 0050 replaces 0021 this way.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { ClickHouseClient } from '@clickhouse/client';
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { queryRows } from './clickhouse.js';
+import { withLockWait } from './locks.js';
 import { metricEnumMismatch } from '../schemas/metrics.js';
 
 const MIGRATIONS_DIR = new URL('../schemas/migrations/', import.meta.url);
@@ -20,6 +34,8 @@ export interface Migration {
   name: string;
   statements: string[];
   checksum: string;
+  /** A `-- replaces: NNNN` line: this file runs in migration NNNN's place while NNNN is not applied. */
+  replaces?: number;
 }
 
 export function loadMigrations(): Migration[] {
@@ -28,13 +44,20 @@ export function loadMigrations(): Migration[] {
     .sort()
     .map((file) => {
       const sql = readFileSync(new URL(file, MIGRATIONS_DIR), 'utf8');
-      return {
-        version: Number(file.slice(0, 4)),
-        name: file,
-        statements: splitStatements(sql),
-        checksum: createHash('sha256').update(sql).digest('hex'),
-      };
+      return parseMigration(file, sql);
     });
+}
+
+export function parseMigration(file: string, sql: string): Migration {
+  const m: Migration = {
+    version: Number(file.slice(0, 4)),
+    name: file,
+    statements: splitStatements(sql),
+    checksum: createHash('sha256').update(sql).digest('hex'),
+  };
+  const replaces = /^--\s*replaces:\s*(\d{4})\b/m.exec(sql);
+  if (replaces) m.replaces = Number(replaces[1]);
+  return m;
 }
 
 /** Our migration files end each statement with `;` at the end of a line. */
@@ -45,7 +68,21 @@ export function splitStatements(sql: string): string[] {
     .filter((s) => s.length > 0);
 }
 
-export async function migrate(ch: ClickHouseClient, log?: { info: (o: object, m: string) => void }): Promise<number> {
+type MigrateLog = { info: (o: object, m: string) => void };
+
+/**
+ * `migrate`, holding the migration lock (Redis, lib/locks.ts): waits while another
+ * process migrates. Every process that migrates (worker, api, `usage-meter migrate` in
+ * server mode) reaches Redis; ClickHouse itself offers no lock that both the embedded
+ * engine and a server provide.
+ */
+export async function migrateUnderLock(ch: ClickHouseClient, redis: Redis, lockKey: string, log?: MigrateLog, migrations?: Migration[]): Promise<number> {
+  return withLockWait(redis, lockKey, () => migrate(ch, log, migrations), {
+    onWait: (waitedMs) => log?.info({ waitedS: Math.round(waitedMs / 1000) }, 'another process is applying migrations: waiting for it'),
+  });
+}
+
+export async function migrate(ch: ClickHouseClient, log?: MigrateLog, migrations: Migration[] = loadMigrations()): Promise<number> {
   await ch.command({ query: 'CREATE DATABASE IF NOT EXISTS billing' });
   await ch.command({
     query: `CREATE TABLE IF NOT EXISTS billing.schema_migrations
@@ -57,20 +94,35 @@ export async function migrate(ch: ClickHouseClient, log?: { info: (o: object, m:
       (r) => [Number(r.version), r.checksum],
     ),
   );
+  const replacements = new Map<number, Migration>();
+  for (const m of migrations) {
+    if (m.replaces === undefined) continue;
+    if (m.replaces >= m.version || replacements.has(m.replaces)) throw new Error(`migration ${m.name}: it may only replace one earlier migration, and each only once`);
+    replacements.set(m.replaces, m);
+  }
+  const record = async (m: Migration) => {
+    await ch.insert({ table: 'billing.schema_migrations', values: [{ version: m.version, name: m.name, checksum: m.checksum }], format: 'JSONEachRow' });
+    applied.set(m.version, m.checksum);
+  };
   let count = 0;
-  for (const m of loadMigrations()) {
+  for (const m of migrations) {
     const seen = applied.get(m.version);
     if (seen !== undefined) {
       if (seen !== m.checksum) throw new Error(`migration ${m.name} changed after it was applied; add a new migration instead`);
       continue;
     }
-    for (const statement of m.statements) await ch.command({ query: statement });
-    await ch.insert({
-      table: 'billing.schema_migrations',
-      values: [{ version: m.version, name: m.name, checksum: m.checksum }],
-      format: 'JSONEachRow',
-    });
-    log?.info({ migration: m.name }, 'applied migration');
+    if (m.replaces !== undefined && applied.has(m.replaces)) {
+      // What it replaces ran as written (or through it): its statements are in place.
+      await record(m);
+      log?.info({ migration: m.name }, 'recorded migration: the one it replaces is applied');
+      continue;
+    }
+    // A failed earlier attempt left some statements done: each is idempotent (see above).
+    const run = replacements.get(m.version) ?? m;
+    for (const statement of run.statements) await ch.command({ query: statement });
+    await record(m);
+    if (run !== m) await record(run);
+    log?.info({ migration: m.name, ...(run !== m ? { ranAs: run.name } : {}) }, 'applied migration');
     count++;
   }
   await checkMetricColumns(ch);

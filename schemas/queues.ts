@@ -111,6 +111,10 @@ export function redisKeys(prefix: string) {
     quarantineTotal: `${prefix}:quarantine-total`,
     /** Lock held by the worker running a rollup round: one round at a time. */
     rollupLock: `${prefix}:rollup-lock`,
+    /** Counter: the last ReplacingMergeTree row version issued, fleet-wide (domain/ledger.ts `nextRowVersion`). */
+    rowVersion: `${prefix}:row-version`,
+    /** Lock held by the process applying ClickHouse migrations (lib/migrate.ts `migrateUnderLock`). */
+    migrationLock: `${prefix}:migration-lock`,
     /** Locks of the period closer and the retention sweep: one round of each at a time. */
     periodCloseLock: `${prefix}:bull:period-close-lock`,
     retentionSweepLock: `${prefix}:bull:retention-sweep-lock`,

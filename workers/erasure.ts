@@ -10,13 +10,33 @@
  *   2. scrub the batch queue: rewrite every waiting, delayed, failed or completed job that
  *      holds the account's rows without them, take its rows out of the quarantine, and
  *      wait for active jobs to finish;
- *   3. delete its rows from every billing table as mutations that rewrite the parts
- *      (mutations_sync = 2): physically gone, not masked; under the rollup's lock, so no
- *      rollup round that read them can write aggregates of them back;
+ *   3. delete its rows physically (ALTER … DELETE: mutations that rewrite the parts, not
+ *      a mask), in an order that keeps the rollup from writing aggregates of them back,
+ *      without holding the rollup's lock while the engine rewrites parts:
+ *        a. the sources the rollup reads (raw samples, lifecycle rows), waiting until the
+ *           mutations are done: from then on no query reads the account's raw rows;
+ *        b. a barrier: take the rollup lock and let it go at once. Every round holds it
+ *           from its first read to its last write, so a round that read the rows before
+ *           (a) finished has written everything it will write;
+ *        c. the aggregates the rollup writes (usage, adjustments). Every aggregate of the
+ *           account is now in a part that exists when these mutations are issued, so they
+ *           reach it; a later round reads no row of the account (a fold or recomputation
+ *           writes only keys of the raw rows it read), so it writes none;
+ *      Each mutation is issued only if its table still holds rows of the account and no
+ *      unfinished one for the same account is there already (a retry after a timed-out
+ *      wait waits for the running one instead of queuing another), and is waited for
+ *      with a bounded wait (`mutationWaitMs`): past it the attempt fails and the job's
+ *      retry resumes the wait. A mutation that keeps failing is reported with its reason;
  *   4. check that no row is left (a job that was already active in step 2 may have
  *      written after step 3 began) and repeat 2–3 if one is;
  *   5. unmark the account. It can be billed again from zero: new batches get new
  *      deduplication tokens, so no checksum of the old data can swallow them.
+ *
+ * What this rests on: rounds hold the rollup lock for their whole length (a holder that
+ * stalls past LOCK_MS without renewing could overlap the barrier; the check in step 4
+ * then finds what it wrote, and another pass removes it), and fold and recomputation
+ * write aggregate rows only for keys of raw rows they read (rollup-sql.ts,
+ * rollup-fold-sql.ts). Analytics are anonymous cohorts and are left as they are.
  */
 import { z } from 'zod';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,11 +52,18 @@ import { batchJobSchema, QUEUE_NAMES, type BatchJob, type ErasureJob, type Redis
 import { decodeRawRow, RAW_ROW_FORMAT, type RawRow } from '../schemas/raw-row.js';
 import { payloadOf } from './queues.js';
 
+/** What the rollup reads: erased first (step 3a). */
+export const SOURCE_TABLES = ['billing.samples_raw', 'billing.accounts'] as const;
+/** What the rollup writes: erased after the barrier (step 3c). */
+export const AGGREGATE_TABLES = ['billing.usage_hourly', 'billing.adjustments_hourly'] as const;
 /** Billing tables that hold an account_id: everything erasure must reach. */
-export const ACCOUNT_TABLES = ['billing.samples_raw', 'billing.usage_hourly', 'billing.adjustments_hourly', 'billing.accounts'] as const;
+export const ACCOUNT_TABLES = [...SOURCE_TABLES, ...AGGREGATE_TABLES] as const;
 
 const ACTIVE_WAIT_MS = 60_000;
 const MAX_PASSES = 5;
+/** How long one attempt waits for a mutation before it fails and leaves the wait to the retry. */
+export const MUTATION_WAIT_MS = 10 * 60_000;
+const MUTATION_POLL_MS = 100;
 
 export interface ErasureDeps {
   ch: ClickHouseClient;
@@ -44,6 +71,8 @@ export interface ErasureDeps {
   keys: RedisKeys;
   batchQueue: Queue<BatchJob>;
   log: Logger;
+  /** Bound of one attempt's wait for a mutation (default MUTATION_WAIT_MS). */
+  mutationWaitMs?: number;
 }
 
 export function createErasureProcessor(deps: ErasureDeps) {
@@ -63,17 +92,11 @@ export function createErasureProcessor(deps: ErasureDeps) {
         // After the active jobs: one of them may have quarantined rows of the account.
         const quarantined = await eraseFromQuarantine(deps.redis, deps.keys, account);
         if (quarantined > 0) deps.log.info({ requestId, rows: quarantined }, 'erasure removed quarantined rows');
-        // Under the rollup's lock: a round that read the account's rows before the delete
-        // could otherwise write its aggregates back after it.
-        await underRollupLock(deps, async () => {
-          for (const table of ACCOUNT_TABLES) {
-            await deps.ch.command({
-              query: `ALTER TABLE ${table} DELETE WHERE account_id = {account:String}`,
-              query_params: { account },
-              clickhouse_settings: { mutations_sync: '2' },
-            });
-          }
-        });
+        // Sources, barrier, aggregates (see the header): the rollup lock is held for an
+        // instant, never across a mutation.
+        for (const table of SOURCE_TABLES) await deleteAccountRows(deps, table, account);
+        await underRollupLock(deps, async () => undefined);
+        for (const table of AGGREGATE_TABLES) await deleteAccountRows(deps, table, account);
         deps.log.info({ requestId, pass: passes, jobsScrubbed: scrubbed }, 'erasure pass done');
       } while ((await remainingRows(deps.ch, account)) > 0 && passes < MAX_PASSES);
       if ((await remainingRows(deps.ch, account)) > 0) throw new Error(`rows of the account remain after ${MAX_PASSES} passes`);
@@ -90,6 +113,51 @@ async function remainingRows(ch: ClickHouseClient, account: string): Promise<num
   const union = ACCOUNT_TABLES.map((t) => `SELECT count() AS n FROM ${t} WHERE account_id = {account:String}`).join(' UNION ALL ');
   const rows = await queryRows(ch, z.object({ n: z.coerce.number() }), `SELECT sum(n) AS n FROM (${union})`, { account });
   return Number(rows[0]?.n ?? 0);
+}
+
+/**
+ * The account's rows of `table`, physically deleted: waits for an unfinished erasure
+ * mutation of the account if there is one, or issues one if rows remain, then waits for
+ * it, at most `mutationWaitMs`. The account is written into the mutation as
+ * unhex('<hex>'), which system.mutations shows as written: finding "this account's
+ * mutation" needs no escaping rules, and the condition stays a deterministic literal.
+ */
+export async function deleteAccountRows(deps: Pick<ErasureDeps, 'ch' | 'log' | 'mutationWaitMs'>, table: string, account: string): Promise<void> {
+  const { ch } = deps;
+  const predicate = `account_id = unhex('${Buffer.from(account, 'utf8').toString('hex').toUpperCase()}')`;
+  if ((await unfinishedMutations(ch, table, predicate)).length === 0) {
+    const [row] = await queryRows(ch, z.object({ n: z.coerce.number() }), `SELECT count() AS n FROM ${table} WHERE ${predicate}`);
+    if (Number(row?.n ?? 0) === 0) return;
+    // Returns once the mutation is queued: the wait below is ours, bounded, and resumable.
+    await ch.command({ query: `ALTER TABLE ${table} DELETE WHERE ${predicate}`, clickhouse_settings: { mutations_sync: '0' } });
+  }
+  const deadline = Date.now() + (deps.mutationWaitMs ?? MUTATION_WAIT_MS);
+  for (;;) {
+    const pending = await unfinishedMutations(ch, table, predicate);
+    if (pending.length === 0) return;
+    if (Date.now() > deadline) {
+      // A failure reason may be transient (the engine retries a mutation by itself): it is
+      // reported only once the wait is over, for an operator to judge (KILL MUTATION).
+      const failing = pending.find((m) => m.latest_fail_reason !== '');
+      throw new Error(
+        failing
+          ? `erasure mutation ${failing.mutation_id} on ${table} keeps failing (${failing.latest_fail_reason}); the retry waits for it again`
+          : `erasure mutation ${pending[0]!.mutation_id} on ${table} is still running; the retry waits for it, without queuing another`,
+      );
+    }
+    await sleep(MUTATION_POLL_MS);
+  }
+}
+
+async function unfinishedMutations(ch: ClickHouseClient, table: string, predicate: string) {
+  const [database, name] = table.split('.');
+  return queryRows(
+    ch,
+    z.object({ mutation_id: z.string(), latest_fail_reason: z.string() }),
+    `SELECT mutation_id, latest_fail_reason FROM system.mutations
+     WHERE database = {database:String} AND table = {table:String} AND is_done = 0 AND position(command, {predicate:String}) > 0`,
+    { database, table: name, predicate },
+  );
 }
 
 async function underRollupLock(deps: ErasureDeps, task: () => Promise<void>): Promise<void> {

@@ -17,6 +17,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { bumpPeriodsVersion, markHoursDirty, outstanding, readCloseSequence } from '../domain/ledger.js';
+import { issueRowVersion } from '../domain/row-versions.js';
 import { withLock } from '../lib/locks.js';
 import { PeriodicTask } from '../lib/periodic.js';
 import { exportDigest } from '../domain/period-export.js';
@@ -31,6 +32,8 @@ export interface PeriodCloserDeps {
   graceMs: number;
   intervalMs: number;
   now?: () => number;
+  /** This host's wall clock, the floor of the row versions it takes (default Date.now; tests skew it). */
+  clock?: () => number;
 }
 
 export class PeriodCloser {
@@ -89,7 +92,7 @@ export class PeriodCloser {
     if (!state) {
       const closeSeq = await readCloseSequence(redis, keys);
       state = { period, status: 'closing', close_seq: closeSeq, closed_at: null, export_sha256: '' };
-      await writeState(ch, state);
+      await this.writeState(state);
       log.info({ period, closeSeq }, 'billing period closing: later samples become adjustments');
     }
     if (!this.marked.has(period)) {
@@ -109,11 +112,26 @@ export class PeriodCloser {
     if ((await outstanding(redis, keys, { fromS: 0, toS: endS, throughSeq: state.close_seq })).length > 0) return false;
 
     const digest = await exportDigest(ch, period.slice(0, 7));
-    await writeState(ch, { ...state, status: 'closed', closed_at: new Date((this.deps.now ?? Date.now)()).toISOString(), export_sha256: digest });
+    await this.writeState({ ...state, status: 'closed', closed_at: new Date((this.deps.now ?? Date.now)()).toISOString(), export_sha256: digest });
     await bumpPeriodsVersion(redis, keys);
     this.marked.delete(period);
     log.info({ period, sha256: digest }, 'billing period closed');
     return true;
+  }
+
+  /**
+   * A period's state under a version from the ledger's counter, taken under the closer's
+   * lock: 'closed' is written after 'closing', so it outranks it whatever this host's
+   * clock says, and whichever host wrote 'closing'.
+   */
+  private async writeState(s: PeriodState): Promise<void> {
+    const { ch, redis, keys } = this.deps;
+    const version = await issueRowVersion(ch, redis, keys, (this.deps.clock ?? Date.now)());
+    await ch.insert({
+      table: 'billing.periods',
+      format: 'JSONEachRow',
+      values: [{ ...s, closed_at: s.closed_at ? Date.parse(s.closed_at) : null, version }],
+    });
   }
 
   private async markHoursDirty(period: string): Promise<void> {
@@ -127,13 +145,4 @@ export class PeriodCloser {
     );
     await markHoursDirty(this.deps.redis, this.deps.keys, hours.map((r) => r.h));
   }
-}
-
-async function writeState(ch: ClickHouseClient, s: PeriodState): Promise<void> {
-  await ch.insert({
-    table: 'billing.periods',
-    format: 'JSONEachRow',
-    // 'closed' outranks 'closing' even when both are written within the same millisecond.
-    values: [{ ...s, closed_at: s.closed_at ? Date.parse(s.closed_at) : null, version: Date.now() * 1000 + (s.status === 'closed' ? 1 : 0) }],
-  });
 }

@@ -246,7 +246,26 @@ SELECT DISTINCT id FROM (
     UNION ALL
     SELECT account_id FROM billing.accounts WHERE account_id IN {values:Array(String)})`;
 
-/** Old versions are invisible through the view; this reclaims their space. */
+/**
+ * Old versions are invisible through the view; pruning reclaims their space in two steps
+ * (workers/rollup-prune.ts). First this read lists each hour's versions below its newest…
+ */
+export const STALE_ANALYTICS_VERSIONS_SQL = `
+SELECT toUnixTimestamp(hour) AS stale_hour, toString(version) AS stale_version
+FROM (
+    SELECT hour, version, max(version) OVER (PARTITION BY hour) AS newest
+    FROM (SELECT DISTINCT hour, version FROM analytics.fleet_usage_hourly_versions))
+WHERE version < newest
+ORDER BY hour, version
+LIMIT {limit:UInt32}`;
+
+/**
+ * …then this deletes exactly those (hour, version) pairs, given as values. No subquery: a
+ * mutation's condition must be deterministic on a replicated table, where every replica
+ * applies it to its own parts, so "not the newest version" is decided once, here, not by
+ * each replica at its own time. A version written meanwhile is newer than every pair
+ * listed, so it is never among them.
+ */
 export const PRUNE_ANALYTICS_SQL = `
 DELETE FROM analytics.fleet_usage_hourly_versions
-WHERE (hour, version) NOT IN (SELECT hour, max(version) FROM analytics.fleet_usage_hourly_versions GROUP BY hour)`;
+WHERE (hour, version) IN {stale:Array(Tuple(DateTime('UTC'), UInt64))}`;

@@ -19,6 +19,8 @@ import { PeriodicTask } from '../lib/periodic.js';
 import { RollupDebounce } from './rollup-debounce.js';
 import { advanceFoldWatermark, finishFoldRound, hourDone, hoursToRecompute, pendingHours, readFoldedThrough, releaseFoldedHours } from '../domain/ledger.js';
 import { foldHours } from './rollup-fold.js';
+import { pruneAnalyticsVersions } from './rollup-prune.js';
+import { issueRowVersion } from '../domain/row-versions.js';
 import type { RedisKeys } from '../schemas/queues.js';
 import { PeriodStateCache, rollupPeriodParams, UINT64_MAX, type PeriodState } from '../domain/periods.js';
 import { DEFAULT_ANALYTICS_LABEL_PATTERN } from '../schemas/config.js';
@@ -26,7 +28,6 @@ import {
   BILLING_IDENTIFIERS_SQL,
   DELETE_STALE_USAGE_SQL,
   LABEL_CANDIDATES_SQL,
-  PRUNE_ANALYTICS_SQL,
   ROLLUP_ADJUSTMENTS_SQL,
   ROLLUP_ANALYTICS_SQL,
   ROLLUP_STATS_SQL,
@@ -57,6 +58,8 @@ export interface RollupDeps {
   maxDelayMs: number;
   onHour?: (ms: number) => void;
   onFold?: (rows: number, ms: number) => void;
+  /** This host's wall clock, the floor of the row versions it takes (default Date.now; tests skew it). */
+  clock?: () => number;
 }
 
 const PRUNE_EVERY_MS = 60_000;
@@ -136,7 +139,6 @@ export class RollupScheduler {
   private readonly recomputeDebounce: RollupDebounce;
   private readonly analyticsDebounce: RollupDebounce;
   private lastPrune = 0;
-  private lastVersion = 0;
   // A failed round leaves its hours pending or dirty: the next round retries them.
   private readonly task: PeriodicTask;
   private readonly periodStates: PeriodStateCache;
@@ -203,7 +205,7 @@ export class RollupScheduler {
         continue;
       }
       const started = performance.now();
-      await rollupHour(ch, hour, this.nextVersion(), ctx, through);
+      await rollupHour(ch, hour, await this.nextVersion(), ctx, through);
       // The recomputation included analytics: both marks are cleared.
       await hourDone(redis, keys, 'recompute', hour, dirty[String(hour)]!);
       this.recomputeDebounce.forget(hour);
@@ -215,7 +217,7 @@ export class RollupScheduler {
     for (const hour of Object.keys(stale).map(Number).sort((a, b) => a - b)) {
       if (this.task.stopRequested) break;
       if (!this.analyticsDebounce.isDue(hour, stale[String(hour)]!, now)) continue;
-      await rollupAnalytics(ch, hour, this.nextVersion(), ctx);
+      await rollupAnalytics(ch, hour, await this.nextVersion(), ctx);
       await hourDone(redis, keys, 'analytics', hour, stale[String(hour)]!);
       this.analyticsDebounce.forget(hour);
       done++;
@@ -223,7 +225,7 @@ export class RollupScheduler {
 
     if (done > 0 && Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
       this.lastPrune = Date.now();
-      await ch.command({ query: PRUNE_ANALYTICS_SQL }).catch((err: unknown) => log.warn({ err }, 'pruning old analytics versions failed'));
+      await pruneAnalyticsVersions(ch).catch((err: unknown) => log.warn({ err }, 'pruning old analytics versions failed'));
     }
     return done;
   }
@@ -251,7 +253,7 @@ export class RollupScheduler {
         else if (recorded === undefined || rollupPeriodParams(ctx.periods, hour).onTimeSeq !== UINT64_MAX) toRecompute.push(hour);
         else foldable.push(hour);
       }
-      const { hours: folded, rows } = await foldHours(ch, { hours: foldable, from, through }, this.nextVersion());
+      const { hours: folded, rows } = await foldHours(ch, { hours: foldable, from, through }, await this.nextVersion());
       await finishFoldRound(redis, keys, { through, toRecompute, folded });
       done += folded.length;
       if (rows > 0) this.deps.onFold?.(rows, performance.now() - started);
@@ -259,9 +261,12 @@ export class RollupScheduler {
     return done;
   }
 
-  /** Strictly increasing within this process, and ordered by time across processes. */
-  private nextVersion(): number {
-    this.lastVersion = Math.max(Date.now() * 1000, this.lastVersion + 1);
-    return this.lastVersion;
+  /**
+   * Above every version written before, fleet-wide, whatever this host's clock says: from
+   * the ledger's counter (domain/ledger.ts `nextRowVersion`), taken under the rollup lock.
+   */
+  private nextVersion(): Promise<number> {
+    const { ch, redis, keys } = this.deps;
+    return issueRowVersion(ch, redis, keys, (this.deps.clock ?? Date.now)());
   }
 }
