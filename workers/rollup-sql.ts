@@ -106,19 +106,38 @@ const SAFE_LABEL = (allowParam: string, expr: string) => `if(
     {${allowParam}:UInt8} = 1 AND ${LABEL_SHAPE(expr)},
     ${expr}, if(${expr} = '', 'unknown', 'other'))`;
 
+/** The hour's would-be label values (label-shaped region, zone and instance type values). */
+const LABEL_CANDIDATES = `
+SELECT DISTINCT v
+FROM (SELECT arrayJoin([region, instance_type, zone]) AS v FROM billing.usage_hourly WHERE hour = {hour:DateTime('UTC')})
+WHERE ${LABEL_SHAPE('v')}`;
+
+/**
+ * Which of the hour's would-be label values are account or resource ids anywhere in
+ * billing: such a value is never a label, however many accounts send it. Account ids lead
+ * usage_hourly's sort key and billing.accounts'; resource ids have a bloom filter (0030).
+ */
+const LABEL_IDENTIFIERS = `
+SELECT account_id FROM billing.usage_hourly WHERE account_id IN (${LABEL_CANDIDATES})
+UNION ALL
+SELECT resource_id FROM billing.usage_hourly WHERE resource_id IN (${LABEL_CANDIDATES})
+UNION ALL
+SELECT account_id FROM billing.accounts WHERE account_id IN (${LABEL_CANDIDATES})`;
+
 /**
  * A label value (region, zone, instance_type) is published as written only if it is on
  * the operator's allow-list ({labelValues}, {labelPattern}: public names such as regions
  * and instance types) or at least k accounts share it in the hour ({holders}), since a
  * value only a few accounts send can name them (a fake "region" equal to an account id,
  * a project name, a customer's site). Never if it equals an account or resource id
- * ({identifiers}, looked up in billing by the caller): sharing alone does not stop k fake
+ * (LABEL_IDENTIFIERS, looked up in billing inside the statement, so no list of them travels
+ * as a parameter whatever their number): sharing alone does not stop k fake
  * accounts from all sending a victim's id. Anything else becomes '*', exactly as a small
  * cohort's labels do, and the resource goes down the ladder below with it. 'other' and
  * 'unknown' are this product's own placeholders.
  */
 const PUBLISHED_LABEL = (expr: string, holders: string) => `if(
-    NOT has({identifiers:Array(String)}, ${expr})
+    ${expr} NOT IN (${LABEL_IDENTIFIERS})
     AND (${expr} IN ('other', 'unknown', '*')
          OR (${LABEL_SHAPE(expr)}
              AND (has({labelValues:Array(String)}, ${expr}) OR match(${expr}, {labelPattern:String}) OR ${holders} >= {k:UInt32}))),
@@ -223,28 +242,6 @@ SELECT {hour:DateTime('UTC')}, toString(c.metric),
        {k:UInt32}, {version:UInt64}
 FROM cells AS c
 GROUP BY c.metric`;
-
-/**
- * The hour's label values that could be published (label-shaped), for the identifier
- * lookup below. Every version's rows: a superset is harmless.
- */
-export const LABEL_CANDIDATES_SQL = `
-SELECT DISTINCT v
-FROM (SELECT arrayJoin([region, instance_type, zone]) AS v FROM billing.usage_hourly WHERE hour = {hour:DateTime('UTC')})
-WHERE ${LABEL_SHAPE('v')}`;
-
-/**
- * Which of {values} are account or resource ids anywhere in billing: such a value is never
- * a label, however many accounts send it. Account ids lead usage_hourly's sort key and
- * billing.accounts'; resource ids have a bloom filter (migration 0030).
- */
-export const BILLING_IDENTIFIERS_SQL = `
-SELECT DISTINCT id FROM (
-    SELECT account_id AS id FROM billing.usage_hourly WHERE account_id IN {values:Array(String)}
-    UNION ALL
-    SELECT resource_id FROM billing.usage_hourly WHERE resource_id IN {values:Array(String)}
-    UNION ALL
-    SELECT account_id FROM billing.accounts WHERE account_id IN {values:Array(String)})`;
 
 /**
  * Old versions are invisible through the view; pruning reclaims their space in two steps

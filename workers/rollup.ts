@@ -25,9 +25,7 @@ import type { RedisKeys } from '../schemas/queues.js';
 import { PeriodStateCache, rollupPeriodParams, UINT64_MAX, type PeriodState } from '../domain/periods.js';
 import { DEFAULT_ANALYTICS_LABEL_PATTERN } from '../schemas/config.js';
 import {
-  BILLING_IDENTIFIERS_SQL,
   DELETE_STALE_USAGE_SQL,
-  LABEL_CANDIDATES_SQL,
   ROLLUP_ADJUSTMENTS_SQL,
   ROLLUP_ANALYTICS_SQL,
   ROLLUP_STATS_SQL,
@@ -119,20 +117,9 @@ export async function rollupAnalytics(ch: ClickHouseClient, hour: number, versio
   const labels = ctx.labelAllowList ?? DEFAULT_LABEL_ALLOW_LIST;
   const params = {
     hour, version, k: ctx.k, allowInstanceType: allowed('instance_type'), allowZone: allowed('zone'),
-    labelPattern: labels.pattern, labelValues: labels.values, identifiers: await labelIdentifiers(ch, hour),
+    labelPattern: labels.pattern, labelValues: labels.values,
   };
   for (const query of [ROLLUP_ANALYTICS_SQL, ROLLUP_SUPPRESSION_SQL]) await ch.command({ query, query_params: params });
-}
-
-/** The hour's would-be label values that are account or resource ids somewhere in billing. */
-async function labelIdentifiers(ch: ClickHouseClient, hour: number): Promise<string[]> {
-  const values = (await queryRows(ch, z.object({ v: z.string() }), LABEL_CANDIDATES_SQL, { hour })).map((r) => r.v);
-  const ids: string[] = [];
-  // In runs that keep the URL parameter under URL_PARAM_BUDGET (label-shaped values: ≤ 40 characters).
-  for (const run of paramRuns(values, stringElementSize)) {
-    ids.push(...(await queryRows(ch, z.object({ id: z.string() }), BILLING_IDENTIFIERS_SQL, { values: run })).map((r) => r.id));
-  }
-  return ids;
 }
 
 export class RollupScheduler {
