@@ -103,8 +103,9 @@ describe('metric catalogue: checked against the schema at migration', () => {
   it('passes once migrated: 0040 added gpu everywhere, metadata only', async () => {
     await ch.command({ query: `INSERT INTO billing.usage_hourly (account_id, hour, metric, resource_id, resource_type, region, base_total, samples, version)
                                VALUES ('acct-old', '2026-01-01 00:00:00', 'cpu', 'vm-old', 'vm', 'eu-west-1', '1.5', 1, 1)` });
-    // 0040 and whatever came after it (later migrations touch other things).
-    expect(await migrate(ch)).toBe(loadMigrations().filter((m) => m.version >= 40).length);
+    // 0040 and whatever came after it runs (later migrations touch other things); one that
+    // replaces an already-applied migration is recorded without running.
+    expect(await migrate(ch)).toBe(loadMigrations().filter((m) => m.version >= 40 && m.replaces === undefined).length);
     // No mutation: adding an Enum8 value is a metadata change; the old row reads the same.
     // (Earlier migrations' MATERIALIZE INDEX mutations are listed too: none touches metric.)
     expect(await queryRows(ch, `SELECT command FROM system.mutations WHERE database = 'billing' AND command LIKE '%metric%'`)).toEqual([]);
