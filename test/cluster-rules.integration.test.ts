@@ -6,12 +6,11 @@
  *  - no mutation has a subquery: the analytics prune deletes listed (hour, version) pairs;
  *  - an erasure mutation is never queued twice: a retry waits for the unfinished one.
  */
-import path from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createClickHouse, insertNdjson, queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { engineAndRedis } from './support/engine.js';
+import { insertNdjson, queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { createLogger } from '../lib/log.js';
-import { migrate } from '../lib/migrate.js';
 import { claimSequence, markWrittenInPipeline, nextRowVersion } from '../domain/ledger.js';
 import { redisKeys } from '../schemas/queues.js';
 import { encodeRawRow, RAW_INSERT_TARGET, RAW_ROW_FORMAT, type RawRow } from '../schemas/raw-row.js';
@@ -20,9 +19,7 @@ import { RollupScheduler } from '../workers/rollup.js';
 import { pruneAnalyticsVersions } from '../workers/rollup-prune.js';
 import { PRUNE_ANALYTICS_SQL } from '../workers/rollup-sql.js';
 import { deleteAccountRows } from '../workers/erasure.js';
-import { scratchDirs } from './support/temp.js';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `umtest-cluster-rules-${process.pid}-${Date.now().toString(36)}`;
 const HOUR_MS = 3_600_000;
 const monthStart = (ms: number, add = 0) => Date.UTC(new Date(ms).getUTCFullYear(), new Date(ms).getUTCMonth() + add, 1);
@@ -32,24 +29,14 @@ const HOUR_S = (P + 5 * HOUR_MS) / 1000;
 const log = createLogger('silent');
 
 describe('rules for a replicated cluster, on the embedded engine', () => {
-  const scratch = scratchDirs();
   let ch: ClickHouseClient;
   let redis: Redis;
   let keys: ReturnType<typeof redisKeys>;
   let run = 0;
 
-  beforeAll(async () => {
-    ch = createClickHouse({ CLICKHOUSE_URL: undefined, CLICKHOUSE_USER: 'default', CLICKHOUSE_PASSWORD: '', DATA_DIR: path.join(scratch('cluster-rules-'), 'ch') });
-    await migrate(ch);
-    redis = new Redis(REDIS_URL);
-  });
-  afterAll(async () => {
-    await ch?.close();
-    if (redis) {
-      const found = await redis.keys(`${PREFIX}:*`);
-      if (found.length > 0) await redis.del(...found);
-      redis.disconnect();
-    }
+  const env = engineAndRedis('cluster-rules', PREFIX);
+  beforeAll(() => {
+    ({ ch, redis } = env);
   });
   beforeEach(async () => {
     for (const t of ['billing.samples_raw', 'billing.usage_hourly', 'billing.ingest_stats_hourly', 'billing.adjustments_hourly', 'billing.periods', 'analytics.fleet_usage_hourly_versions', 'analytics.suppression_hourly']) {

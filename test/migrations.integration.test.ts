@@ -4,16 +4,14 @@
  * half-way runs again to completion (0021, through the file that replaces it, 0050), and
  * every migration file can run again after a partial failure.
  */
-import path from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createClickHouse, insertNdjson, queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { engineAndRedis } from './support/engine.js';
+import { insertNdjson, queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { loadMigrations, MetricCatalogueMismatch, migrate, migrateUnderLock, type Migration } from '../lib/migrate.js';
 import { redisKeys } from '../schemas/queues.js';
 import { encodeRawRow, RAW_INSERT_TARGET, RAW_ROW_FORMAT, type RawRow } from '../schemas/raw-row.js';
-import { scratchDirs } from './support/temp.js';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PREFIX = `umtest-migrations-${process.pid}-${Date.now().toString(36)}`;
 const HOUR_S = 1_795_000_000 - (1_795_000_000 % 3600);
 
@@ -21,24 +19,15 @@ const HOUR_S = 1_795_000_000 - (1_795_000_000 % 3600);
 const unguarded = (m: Migration) => m.statements.map((s) => s.replace(/\s+/g, ' ').replace(/ IF (NOT )?EXISTS/g, '').trim());
 
 describe('migrations', () => {
-  const scratch = scratchDirs();
   let ch: ClickHouseClient;
   let redis: Redis;
   const all = loadMigrations();
   const m0021 = all.find((m) => m.version === 21)!;
   const m0050 = all.find((m) => m.version === 50)!;
 
-  beforeAll(async () => {
-    ch = createClickHouse({ CLICKHOUSE_URL: undefined, CLICKHOUSE_USER: 'default', CLICKHOUSE_PASSWORD: '', DATA_DIR: path.join(scratch('migrations-'), 'ch') });
-    redis = new Redis(REDIS_URL);
-  });
-  afterAll(async () => {
-    await ch?.close();
-    if (redis) {
-      const found = await redis.keys(`${PREFIX}:*`);
-      if (found.length > 0) await redis.del(...found);
-      redis.disconnect();
-    }
+  const env = engineAndRedis('migrations', PREFIX, { migrated: false });
+  beforeAll(() => {
+    ({ ch, redis } = env);
   });
   // One embedded engine per process: each scenario starts from an empty one.
   beforeEach(async () => {

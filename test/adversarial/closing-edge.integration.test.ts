@@ -20,22 +20,19 @@
  * P's hours dirty; the rollup must then recompute them with the split, not with its
  * cached view of P as open.
  */
-import path from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createClickHouse, insertNdjson, queryRows, type ClickHouseClient } from '../../lib/clickhouse.js';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { engineAndRedis } from '../support/engine.js';
+import { insertNdjson, queryRows, type ClickHouseClient } from '../../lib/clickhouse.js';
 import { markWrittenInPipeline } from '../../domain/ledger.js';
 import { claimSequence } from '../../domain/ledger.js';
 import { createLogger } from '../../lib/log.js';
 import { exportDigest, periodRecords, type ExportRecord } from '../../domain/period-export.js';
-import { migrate } from '../../lib/migrate.js';
 import { redisKeys } from '../../schemas/queues.js';
 import { encodeRawRow, RAW_INSERT_TARGET, RAW_ROW_FORMAT, type RawRow } from '../../schemas/raw-row.js';
 import { PeriodCloser } from '../../workers/period-closer.js';
 import { RollupScheduler } from '../../workers/rollup.js';
-import { scratchDirs } from '../support/temp.js';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 // Own keys, removed afterwards (not via support/pipeline.ts: no HTTP side is needed here).
 const PREFIX = `umtest-closing-edge-${process.pid}-${Date.now().toString(36)}`;
 const HOUR_MS = 3_600_000;
@@ -53,7 +50,6 @@ interface Sent {
 }
 
 describe('closing a period while a batch for its hours is folded', () => {
-  const scratch = scratchDirs();
   let ch: ClickHouseClient;
   let redis: Redis;
   let keys: ReturnType<typeof redisKeys>;
@@ -62,18 +58,9 @@ describe('closing a period while a batch for its hours is folded', () => {
   let sent: Sent[] = [];
   let run = 0;
 
-  beforeAll(async () => {
-    ch = createClickHouse({ CLICKHOUSE_URL: undefined, CLICKHOUSE_USER: 'default', CLICKHOUSE_PASSWORD: '', DATA_DIR: path.join(scratch('closing-edge-'), 'ch') });
-    await migrate(ch);
-    redis = new Redis(REDIS_URL);
-  });
-  afterAll(async () => {
-    await ch?.close();
-    if (redis) {
-      const found = await redis.keys(`${PREFIX}:*`);
-      if (found.length > 0) await redis.del(...found);
-      redis.disconnect();
-    }
+  const env = engineAndRedis('closing-edge', PREFIX);
+  beforeAll(() => {
+    ({ ch, redis } = env);
   });
 
   // One embedded engine per process: each scenario empties it and takes fresh Redis keys.
