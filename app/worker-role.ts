@@ -70,6 +70,8 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
     k: config.K_ANONYMITY,
     analyticsAttributes: config.ANALYTICS_ATTRIBUTES,
     labelAllowList: { pattern: config.ANALYTICS_LABEL_PATTERN, values: config.ANALYTICS_LABEL_VALUES },
+    // A server may be one replica of several: catch up when the write replica changes.
+    replicaBarrier: Boolean(config.CLICKHOUSE_URL),
     intervalMs: config.ROLLUP_INTERVAL_MS,
     minGapMs: config.ROLLUP_MIN_GAP_MS,
     rawRetentionDays: config.RAW_RETENTION_DAYS,
@@ -84,7 +86,7 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
   rollup.start();
   ctx.onClose(() => rollup.stop());
 
-  const closer = new PeriodCloser({ ch, redis, keys, log, graceMs: config.PERIOD_GRACE_HOURS * 3_600_000, intervalMs: config.PERIOD_CLOSE_INTERVAL_MS });
+  const closer = new PeriodCloser({ ch, redis, keys, log, replicaBarrier: Boolean(config.CLICKHOUSE_URL), graceMs: config.PERIOD_GRACE_HOURS * 3_600_000, intervalMs: config.PERIOD_CLOSE_INTERVAL_MS });
   closer.start();
   ctx.onClose(() => closer.stop());
 

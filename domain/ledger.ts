@@ -19,6 +19,7 @@
  * | rowVersion | counter | rollup and period closer (`nextRowVersion`, under their locks), seeded from ClickHouse when absent (`seedRowVersion`) | — | every ReplacingMergeTree version written is above every version written before it, whatever the writer's clock: never below the wall-clock scheme (ms × 1000) it replaced, nor below the highest version already in the tables |
  * | rollupLock, periodCloseLock | lock | lib/locks.ts | — | one rollup round and one close round at a time, fleet-wide |
  * | migrationLock | lock | lib/migrate.ts `migrateUnderLock` | — | one process applies ClickHouse migrations at a time; the others wait, then find them applied |
+ * | writeReplica | string | rollup and period closer (`recordWriteReplica`, under their locks, after the catch-up barrier) | the same, before each round | names the replica every billing table was caught up on; a round on another replica first syncs them all (workers/replica-barrier.ts) |
  *
  * Quarantined rows (domain/quarantine.ts) are part of the same promise: a batch leaves the
  * in-flight set only by being written, by its refused rows entering the quarantine, or by
@@ -326,4 +327,16 @@ export async function isIdle(redis: Redis, keys: RedisKeys): Promise<boolean> {
 export async function ledgerGauges(redis: Redis, keys: RedisKeys): Promise<{ inflight: number; dirtyHours: number; foldLag: number }> {
   const [inflight, dirty, accepted, folded] = await Promise.all([redis.zcard(keys.inflight), redis.hlen(keys.dirtyHours), redis.get(keys.batchSeq), redis.get(keys.foldedThrough)]);
   return { inflight, dirtyHours: dirty, foldLag: Math.max(0, Number(accepted ?? 0) - Number(folded ?? 0)) };
+}
+
+// ---- the write replica (read-your-writes on a replicated cluster) ---------------------
+
+/** The replica billing rounds last caught up on, or undefined before the first round. */
+export async function readWriteReplica(redis: Redis, keys: RedisKeys): Promise<string | undefined> {
+  return (await redis.get(keys.writeReplica)) ?? undefined;
+}
+
+/** Every billing table is caught up on `replica`: rounds there may read what was acknowledged. */
+export async function recordWriteReplica(redis: Redis, keys: RedisKeys, replica: string): Promise<void> {
+  await redis.set(keys.writeReplica, replica);
 }

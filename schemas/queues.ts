@@ -115,6 +115,8 @@ export function redisKeys(prefix: string) {
     rowVersion: `${prefix}:row-version`,
     /** Lock held by the process applying ClickHouse migrations (lib/migrate.ts `migrateUnderLock`). */
     migrationLock: `${prefix}:migration-lock`,
+    /** The ClickHouse replica (hostName()) billing rounds last caught up on. */
+    writeReplica: `${prefix}:write-replica`,
     /** Locks of the period closer and the retention sweep: one round of each at a time. */
     periodCloseLock: `${prefix}:bull:period-close-lock`,
     retentionSweepLock: `${prefix}:bull:retention-sweep-lock`,

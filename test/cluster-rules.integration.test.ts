@@ -11,7 +11,8 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { engineAndRedis } from './support/engine.js';
 import { insertNdjson, queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { createLogger } from '../lib/log.js';
-import { claimSequence, markWrittenInPipeline, nextRowVersion } from '../domain/ledger.js';
+import { claimSequence, markWrittenInPipeline, nextRowVersion, readWriteReplica, recordWriteReplica } from '../domain/ledger.js';
+import { BILLING_TABLES, catchUp } from '../workers/replica-barrier.js';
 import { redisKeys } from '../schemas/queues.js';
 import { encodeRawRow, RAW_INSERT_TARGET, RAW_ROW_FORMAT, type RawRow } from '../schemas/raw-row.js';
 import { PeriodCloser } from '../workers/period-closer.js';
@@ -120,13 +121,57 @@ describe('rules for a replicated cluster, on the embedded engine', () => {
     await redis.incr(keys.periodsVersion);
     const behind = () => Date.now() - 5 * HOUR_MS;
     const rollup = rollupAt(behind);
-    const closer = new PeriodCloser({ ch, redis, keys, log, graceMs: 0, intervalMs: 3_600_000, now: () => NEXT + HOUR_MS, clock: behind });
+    const closer = new PeriodCloser({ ch, redis, keys, log, graceMs: 0, intervalMs: 3_600_000, now: () => NEXT + HOUR_MS, clock: behind, replicaBarrier: true });
     await rollup.runOnce();
+    await recordWriteReplica(redis, keys, 'ch-before-failover');
     expect(await closer.runOnce()).toEqual([]); // marks the period's hours, waits for them
+    // The closer caught up on this replica before it read anything.
+    expect(await readWriteReplica(redis, keys)).not.toBe('ch-before-failover');
     await rollup.runOnce();
     expect(await closer.runOnce()).toEqual([period]);
     const [state] = await queryRows<{ status: string }>(ch, 'SELECT status FROM billing.periods FINAL WHERE period = {p:Date}', { p: period });
     expect(state?.status).toBe('closed');
+  });
+
+  it('catches up before the first round on a new write replica, and only then folds', async () => {
+    const events: string[] = [];
+    const rollup = () =>
+      new RollupScheduler({
+        ch, redis, keys, log, k: 2, analyticsAttributes: [], intervalMs: 3_600_000, rawRetentionDays: 400, quietMs: 0, maxDelayMs: 0,
+        replicaBarrier: true,
+        onReplicaCatchUp: (c) => events.push(`catch-up ${c.replica} [${c.synced.join(',')}]`),
+        onFold: (rows) => events.push(`fold ${rows}`),
+      });
+    const [{ h: host }] = (await queryRows<{ h: string }>(ch, 'SELECT hostName() AS h')) as [{ h: string }];
+    // The first round in a fresh ledger catches up (no table is replicated here: nothing to
+    // sync) before anything else; with nothing written yet there is nothing to fold.
+    await rollup().runOnce();
+    expect(events).toEqual([`catch-up ${host} []`]);
+    expect(await readWriteReplica(redis, keys)).toBe(host);
+    // Same replica: no barrier again.
+    await writeBatch('vm-r', '1.5');
+    await writeBatch('vm-r', '2');
+    await rollup().runOnce();
+    expect(events.slice(1)).toEqual(['fold 2']);
+    // Another process caught up on another replica since (a failover and back): the barrier runs again first.
+    await recordWriteReplica(redis, keys, 'ch-2');
+    await writeBatch('vm-r', '3');
+    await rollup().runOnce();
+    expect(events.slice(2)).toEqual([`catch-up ${host} []`, 'fold 1']);
+    expect(await readWriteReplica(redis, keys)).toBe(host);
+    const [row] = await queryRows<{ base: string }>(ch, `SELECT toString(base_total) AS base FROM billing.usage_hourly FINAL WHERE resource_id = 'vm-r'`);
+    expect(row?.base).toBe('6.5');
+  });
+
+  it('syncs exactly the replicated billing tables when it catches up', async () => {
+    // None is replicated on the embedded engine: the statement list is what a cluster would run.
+    const replicated = await queryRows<{ name: string }>(ch, "SELECT name FROM system.tables WHERE database = 'billing' AND engine LIKE 'Replicated%'");
+    expect(replicated).toEqual([]);
+    await recordWriteReplica(redis, keys, 'ch-old');
+    const c = await catchUp(ch, redis, keys);
+    expect(c).toMatchObject({ changed: true, synced: [] });
+    expect(await catchUp(ch, redis, keys)).toMatchObject({ changed: false, synced: [] });
+    for (const t of BILLING_TABLES) expect(await queryRows(ch, `EXISTS TABLE billing.${t}`)).toEqual([{ result: 1 }]);
   });
 
   it('prunes old analytics versions by listed values, in chunks, keeping each hour newest', async () => {

@@ -20,6 +20,7 @@ import { bumpPeriodsVersion, markHoursDirty, outstanding, readCloseSequence } fr
 import { issueRowVersion } from '../domain/row-versions.js';
 import { withLock } from '../lib/locks.js';
 import { PeriodicTask } from '../lib/periodic.js';
+import { catchUp } from './replica-barrier.js';
 import { exportDigest } from '../domain/period-export.js';
 import { loadPeriodStates, nextPeriod, toDateString, type PeriodState } from '../domain/periods.js';
 import type { RedisKeys } from '../schemas/queues.js';
@@ -34,6 +35,8 @@ export interface PeriodCloserDeps {
   now?: () => number;
   /** This host's wall clock, the floor of the row versions it takes (default Date.now; tests skew it). */
   clock?: () => number;
+  /** Server mode: catch up on a new write replica before closing anything (replica-barrier.ts). */
+  replicaBarrier?: boolean;
 }
 
 export class PeriodCloser {
@@ -57,6 +60,11 @@ export class PeriodCloser {
   async runOnce(): Promise<string[]> {
     const { redis, keys } = this.deps;
     const result = await withLock(redis, keys.periodCloseLock, async () => {
+      // A close fingerprints the period's totals: never from a replica that has not caught up.
+      if (this.deps.replicaBarrier) {
+        const c = await catchUp(this.deps.ch, redis, keys);
+        if (c.changed) this.deps.log.info({ replica: c.replica, synced: c.synced }, 'period closer caught up on a new write replica');
+      }
       const closed: string[] = [];
       for (const period of await this.duePeriods()) {
         const done = await this.advance(period);

@@ -17,6 +17,7 @@ import { paramRuns, queryRows, stringElementSize, type ClickHouseClient } from '
 import { withLock } from '../lib/locks.js';
 import { PeriodicTask } from '../lib/periodic.js';
 import { RollupDebounce } from './rollup-debounce.js';
+import { catchUp, type CatchUp } from './replica-barrier.js';
 import { advanceFoldWatermark, finishFoldRound, hourDone, hoursToRecompute, pendingHours, readFoldedThrough, releaseFoldedHours } from '../domain/ledger.js';
 import { foldHours } from './rollup-fold.js';
 import { pruneAnalyticsVersions } from './rollup-prune.js';
@@ -54,6 +55,12 @@ export interface RollupDeps {
   quietMs: number;
   /** …or until it has waited this long in all, so a steady stream is still aggregated. */
   maxDelayMs: number;
+  /**
+   * Server mode: before each round, catch up on a new write replica (replica-barrier.ts).
+   * Off for the embedded engine, which is its only replica.
+   */
+  replicaBarrier?: boolean;
+  onReplicaCatchUp?: (c: CatchUp) => void;
   onHour?: (ms: number) => void;
   onFold?: (rows: number, ms: number) => void;
   /** This host's wall clock, the floor of the row versions it takes (default Date.now; tests skew it). */
@@ -161,6 +168,14 @@ export class RollupScheduler {
 
   private async round(): Promise<number> {
     const { redis, keys, ch, log } = this.deps;
+    // Read-your-writes first: nothing below may read a replica that has not caught up.
+    if (this.deps.replicaBarrier) {
+      const c = await catchUp(ch, redis, keys);
+      if (c.changed) {
+        log.info({ replica: c.replica, synced: c.synced }, 'rollup caught up on a new write replica');
+        this.deps.onReplicaCatchUp?.(c);
+      }
+    }
     // Period states are read after the hours to work on (in fold() and below): a period
     // that started closing before a batch or the closer marked its hour is seen, so that
     // hour is split with the period's close_seq.
