@@ -180,7 +180,7 @@ function collectorSummary(collector: PullCollector) {
     up: status.filter((t) => t.health === 'up').length,
     down: status
       .filter((t) => t.health === 'down')
-      .map((t) => ({ target: t.id, error: t.lastError?.code, since: t.lastSuccessAt ? new Date(t.lastSuccessAt).toISOString() : undefined })),
+      .map((t) => ({ target: t.id, error: t.lastError?.code, message: t.lastError?.message, since: t.lastSuccessAt ? new Date(t.lastSuccessAt).toISOString() : undefined })),
     unknown: status.filter((t) => t.health === 'unknown').length,
   };
 }

@@ -65,7 +65,8 @@ describe('pull collector in the pipeline', () => {
     expect(scrape.body).toContain('um_batch_failures_total{final="true"} 0');
     const ready = await p.get('/readyz', '');
     expect(ready.status).toBe(200);
-    expect(ready.body.collector_targets).toEqual({ up: 2, down: [{ target: 'node-down', error: 'network' }], unknown: 0 });
+    // Down targets say why in words, not only by code.
+    expect(ready.body.collector_targets).toEqual({ up: 2, down: [{ target: 'node-down', error: 'network', message: expect.stringMatching(/\S/) }], unknown: 0 });
   });
 });
 
