@@ -1,14 +1,23 @@
 /** The ingest role: POST /v1/samples and the pull collectors, both through one acceptor. */
 import type { FastifyInstance } from 'fastify';
 import { acceptorFromConfig } from '../ingest/accept.js';
-import { loadTargets, PullCollector } from '../ingest/collectors/index.js';
+import { loadTargets, PullCollector, type TargetList } from '../ingest/collectors/index.js';
 import { registerIngestRoutes } from '../ingest/routes.js';
 import { registerQuarantineRoutes } from '../ingest/quarantine-routes.js';
 import { DAY_MS, ProducerTracker } from '../lib/producers.js';
 import type { RoleContext } from './context.js';
 
 /** Returns the pull collector when targets are configured (a bad target list stops start-up). */
-export async function registerIngestRole(http: FastifyInstance, ctx: RoleContext): Promise<PullCollector | undefined> {
+/**
+ * The pull targets, read and validated before anything connects: a bad list stops start-up
+ * with its field errors at once, not after Redis and every migration. Undefined: none.
+ */
+export async function loadConfiguredTargets(config: RoleContext['config']): Promise<TargetList['targets'] | undefined> {
+  if (!config.COLLECTOR_TARGETS_FILE && !config.COLLECTOR_TARGETS) return undefined;
+  return (await loadTargets({ file: config.COLLECTOR_TARGETS_FILE, inline: config.COLLECTOR_TARGETS })).targets;
+}
+
+export async function registerIngestRole(http: FastifyInstance, ctx: RoleContext, targets?: TargetList['targets']): Promise<PullCollector | undefined> {
   const { config, metrics, log } = ctx;
   const acceptor = acceptorFromConfig(config, {
     redis: ctx.redis.client,
@@ -27,8 +36,7 @@ export async function registerIngestRole(http: FastifyInstance, ctx: RoleContext
   registerIngestRoutes(http, { acceptor, keys: ctx.keyRing, producers, bodyLimit: config.MAX_BODY_BYTES });
   registerQuarantineRoutes(http, { keys: ctx.keyRing, redis: ctx.redis.client, redisKeys: ctx.keys, sink: acceptor });
 
-  if (!config.COLLECTOR_TARGETS_FILE && !config.COLLECTOR_TARGETS) return undefined;
-  const { targets } = await loadTargets({ file: config.COLLECTOR_TARGETS_FILE, inline: config.COLLECTOR_TARGETS });
+  if (!targets) return undefined;
   const collector = new PullCollector({ targets, sink: acceptor, logger: log, maxBatchItems: Math.min(1000, config.MAX_BATCH_ITEMS) });
   collector.start();
   ctx.onClose(() => collector.stop()); // flushes what it scraped into the acceptor first

@@ -26,7 +26,7 @@ import type { RollupScheduler } from '../workers/rollup.js';
 import { registerApiRole } from './api-role.js';
 import type { RoleContext } from './context.js';
 import { createHttpServer } from './http.js';
-import { registerIngestRole } from './ingest-role.js';
+import { loadConfiguredTargets, registerIngestRole } from './ingest-role.js';
 import { startWorkerRole } from './worker-role.js';
 
 export interface Pipeline {
@@ -53,6 +53,7 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
   // Fail closed before anything starts: in server mode the API runs analytics SQL as the
   // read-only user only, so missing credentials stop the process with the variables named.
   if (wants.api) analyticsCredentials(config);
+  const targets = wants.ingest ? await loadConfiguredTargets(config) : undefined;
   const keys = redisKeys(config.KEY_PREFIX);
   const metrics = createMetrics();
   const { keys: apiKeys, generatedFile } = resolveApiKeys(config.API_KEYS, config.DATA_DIR);
@@ -139,7 +140,7 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
         log,
       }),
     );
-    if (wants.ingest) collector = await registerIngestRole(http, ctx);
+    if (wants.ingest) collector = await registerIngestRole(http, ctx, targets);
     if (wants.api && ch) registerApiRole(http, ctx, ch);
 
     await http.listen({ host: config.HOST, port: config.PORT });

@@ -40,6 +40,14 @@ describe('command line', () => {
     expect(cmd.stderr).toContain('unknown command "frobnicate"');
   });
 
+  it('checks the pull-target list before connecting to anything', () => {
+    // Redis is unreachable here: the target list's field error must come first.
+    const r = cli(['start', '--collector-targets', '[{"id":"a","url":"host:9100/metrics","mapping":"node_exporter","labels":{"account_id":"a","resource_id":"r"}}]', '--redis-url', 'redis://127.0.0.1:1', '--data-dir', mkdtempSync(path.join(os.tmpdir(), 'um-cli-targets-'))]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('targets[0].url: url must be an http(s) URL');
+    expect(r.stderr).not.toMatch(/redis/i);
+  });
+
   it('refuses split roles on the embedded engine', () => {
     const r = cli(['start', '--role', 'worker']);
     expect(r.status).toBe(2);
