@@ -142,6 +142,18 @@ describe('import', () => {
     expect(sink.accepted.at(-1)!.attributes).toEqual({ plan: 'pro €' });
   });
 
+  it('says how many lines an unterminated CSV quote swallowed', async () => {
+    const header = 'id,account_id,resource_id,resource_type,region,metric,value,ts,interval_s\n';
+    const good = 'c1,acct-1,vm-1,vm,eu-west-1,cpu,1,2026-11-29T10:01:00Z,60\n';
+    const open = 'c2,acct-1,"vm-2,vm,eu-west-1,cpu,1,2026-11-29T10:02:00Z,60\n';
+    const rest = ['c3,acct-1,vm-3,vm,eu-west-1,cpu,1,2026-11-29T10:03:00Z,60\n', 'c4,acct-1,vm-4,vm,eu-west-1,cpu,1,2026-11-29T10:04:00Z,60\n'];
+    const summary = await importSamples(chunks(header, good, open, ...rest), { sink: new MemorySink(), format: 'csv' });
+    expect(summary.accepted).toBe(1);
+    expect(summary.errors.map((e) => [e.line, e.errors[0]!.message])).toEqual([
+      [3, 'unterminated quoted field at the end of the file: lines 3–5 (3 lines) were read as one record and not imported'],
+    ]);
+  });
+
   it('reads gzip files and tells formats by extension', async () => {
     const file = path.join(dir, 'spool.ndjson.gz');
     writeFileSync(file, gzipSync(`${row(1)}\n${row(2)}\n`));

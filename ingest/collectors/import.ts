@@ -140,7 +140,9 @@ export async function importSamples(source: AsyncIterable<Buffer | string>, opts
   };
 
   let layout: CsvLayout | undefined;
-  let record: { line: number; text: string } | undefined; // a CSV record spanning lines
+  let record: { line: number; last: number; text: string } | undefined; // a CSV record spanning lines
+  // An open quote swallows every line after it: say how many, so none is lost unseen.
+  const swallowed = (r: { line: number; last: number }) => `lines ${r.line}–${r.last} (${r.last - r.line + 1} lines) were read as one record and not imported`;
   for await (const l of readLines(source, maxLineLength)) {
     if (opts.signal?.aborted) {
       throw new ImportAbortedError('import cancelled', finish(summary, started), batch.lines[0] ?? l.line);
@@ -164,10 +166,10 @@ export async function importSamples(source: AsyncIterable<Buffer | string>, opts
       continue;
     }
     // CSV: join physical lines while a quoted field is open.
-    record = record ? { line: record.line, text: `${record.text}\n${l.text}` } : { line: l.line, text: l.text };
+    record = record ? { line: record.line, last: l.line, text: `${record.text}\n${l.text}` } : { line: l.line, last: l.line, text: l.text };
     if (csvRecordIsOpen(record.text)) {
       if (record.text.length > maxLineLength) {
-        parseError(record.line, `record longer than ${maxLineLength} characters (unterminated quote?)`);
+        parseError(record.line, `record longer than ${maxLineLength} characters (unterminated quote?): ${swallowed(record)}`);
         record = undefined;
       }
       continue;
@@ -187,7 +189,7 @@ export async function importSamples(source: AsyncIterable<Buffer | string>, opts
     if (row.ok) await add(line, row.item);
     else parseError(line, row.message);
   }
-  if (record) parseError(record.line, 'unterminated quoted field at the end of the file');
+  if (record) parseError(record.line, `unterminated quoted field at the end of the file: ${swallowed(record)}`);
   if (opts.format === 'csv' && !layout && summary.rows === 0 && summary.lines > 0) {
     throw new ImportFormatError('the CSV file has no header row');
   }
