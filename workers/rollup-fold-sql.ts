@@ -2,13 +2,10 @@
  * The SQL that folds newly written batches into the aggregates of their hours without
  * recomputing the hours. Parameters: {hours}, the hours being folded; {from} and
  * {through}, the acceptance sequence range being folded (rows with from < batch_seq <=
- * through, "fresh"). The earlier rows (batch_seq <= from) the fold must consult are found
- * inside the statement (EARLIER_POSITIONS): every earlier row in those hours that carries
- * the id of an earlier copy of a fresh row (same id or natural key): those copies, and the
- * rows that decide whether each of them counted itself. Nothing row-sized travels as a
- * parameter: @clickhouse/client sends parameters in the URL, where a server refuses a
- * field over http_max_field_value_size (128 KiB), and a re-sent batch has an earlier copy
- * for every row.
+ * through, "fresh"); {earlier}, the positions (batch_seq, item) of every earlier row
+ * (batch_seq <= from) in those hours that carries the id of an earlier copy of a fresh row
+ * (same id or natural key): those copies, and the rows that decide whether each of them
+ * counted itself.
  *
  * Why this is exact: which copy of a sample counts depends only on the copies accepted
  * before it in its hour (billing.counted_samples). Rows up to {from} are already folded,
@@ -39,40 +36,33 @@ WHERE ${FRESH}
 GROUP BY hour`;
 
 /**
- * Earlier rows sharing the natural key of a fresh row: a copy has the fresh row's ts, so the
- * minmax index on ts skips nearly all of the hour; the exact comparison after the 8-byte
- * hash removes collisions.
+ * Earlier rows that are earlier copies of fresh rows; the exact comparison after each
+ * 8-byte hash removes collisions. By id: a scan of one hash over the hours, since an id can
+ * come back with any ts. By natural key: a copy has the fresh row's ts, so the minmax
+ * index on ts skips nearly all of the hour. Every earlier row sharing an id with a fresh
+ * row is found by id (`by_id`), so the closure only needs another scan for the ids of rows
+ * found by their key alone.
  */
-const KEY_COPIES = `
-SELECT batch_seq, item, id, id_hash
+export const EARLIER_COPIES_SQL = `
+SELECT batch_seq, item, id, 1 AS by_id
+FROM billing.samples_raw
+PREWHERE ${EARLIER} AND id_hash IN (SELECT id_hash FROM billing.samples_raw WHERE ${FRESH})
+WHERE (usage_hour, id) IN (SELECT usage_hour, id FROM billing.samples_raw WHERE ${FRESH})
+UNION ALL
+SELECT batch_seq, item, id, 0 AS by_id
 FROM billing.samples_raw
 PREWHERE ${EARLIER} AND ts IN (SELECT ts FROM billing.samples_raw WHERE ${FRESH})
      AND key_hash IN (SELECT key_hash FROM billing.samples_raw WHERE ${FRESH})
 WHERE (${NATURAL_KEY}) IN (SELECT ${NATURAL_KEY} FROM billing.samples_raw WHERE ${FRESH})`;
 
-/**
- * Positions (batch_seq, item) of the earlier rows the fold consults, computed in the
- * engine: the key copies above, and, in one scan of an 8-byte hash over the hours (an id
- * can come back with any ts), the earlier rows carrying a fresh row's id in its hour or the
- * id of a key copy (the rows that decide whether that copy counted itself). A superset of
- * the rows that decide is harmless: an extra row's own status may be wrong in the
- * universe, but it is never fresh (only fresh rows are added), and every group the fold
- * reads through a fresh row (its hour and id, its natural key) is complete.
- */
-export const EARLIER_POSITIONS = `
+/** Earlier rows carrying {ids}: the rows that decide whether a key-only copy counted itself. */
+export const EARLIER_BY_ID_SQL = `
 SELECT batch_seq, item
 FROM billing.samples_raw
-PREWHERE ${EARLIER}
-     AND id_hash IN (SELECT id_hash FROM billing.samples_raw WHERE ${FRESH} UNION ALL SELECT id_hash FROM (${KEY_COPIES}))
-WHERE (usage_hour, id) IN (SELECT usage_hour, id FROM billing.samples_raw WHERE ${FRESH})
-   OR id IN (SELECT id FROM (${KEY_COPIES}))
-UNION ALL
-SELECT batch_seq, item FROM (${KEY_COPIES})`;
+PREWHERE ${EARLIER} AND id_hash IN (SELECT cityHash64(arrayJoin({ids:Array(String)})))
+WHERE id IN {ids:Array(String)}`;
 
-/** The same positions as a result (tests, diagnostics): the fold itself never reads them back. */
-export const EARLIER_POSITIONS_SQL = `SELECT DISTINCT batch_seq, item FROM (${EARLIER_POSITIONS}) ORDER BY batch_seq, item`;
-
-/** The fresh rows and the earlier rows they need, and billing.counted_samples' rule over them. */
+/** The fresh rows and the {earlier} rows, and billing.counted_samples' rule over them. */
 const UNIVERSE = `
 universe AS (
     -- The hashes are MATERIALIZED columns: not part of *.
@@ -80,7 +70,7 @@ universe AS (
     UNION ALL
     SELECT *, id_hash, key_hash FROM billing.samples_raw
     WHERE ${EARLIER}
-      AND (batch_seq, item) IN (${EARLIER_POSITIONS})
+      AND (batch_seq, item) IN (SELECT p.1, p.2 FROM (SELECT arrayJoin({earlier:Array(Tuple(UInt64, UInt32))}) AS p))
 ),
 counted AS (
     SELECT * FROM (SELECT * FROM universe ORDER BY ${FIRST} LIMIT 1 BY usage_hour, id)

@@ -1,17 +1,22 @@
 /**
  * Folds the rows written since the last round (acceptance sequence from < seq <= through)
  * into their hours' billing aggregates and ingest stats, all hours in one statement per
- * table. The cost follows the new rows, plus a scan of an 8-byte hash over the hours to
- * find earlier copies by id (by natural key, the ts index narrows it to a few granules).
- * The earlier copies are found inside each statement, so what the fold sends is a few
- * scalars and the hours, however many copies a re-sent batch has: @clickhouse/client puts
- * parameters in the URL, which a server bounds (http_max_field_value_size, 128 KiB).
- * See rollup-fold-sql.ts for why the result equals a whole-hour recomputation.
+ * table. The cost follows the new rows, plus one scan of an 8-byte hash over the hours to
+ * find earlier copies by id (by natural key, the ts index narrows it to a few granules;
+ * rarely, one more scan for the closure);
+ * see rollup-fold-sql.ts for why the result equals a whole-hour recomputation.
+ *
+ * The earlier copies travel to the fold statements as a bound parameter, and a server
+ * takes query parameters in the URL (a field over 128 KiB is refused). Above a bound
+ * (URL_PARAM_BUDGET, ~4,000 positions) the round does not fold those hours: it hands them
+ * to the whole-hour recomputation, which reads the hour in the engine and sends nothing
+ * row-sized. That happens when a batch already folded is re-sent whole, which is rare;
+ * every ordinary round keeps the cheap path.
  */
 import { z } from 'zod';
 import { TupleParam } from '@clickhouse/client';
-import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
-import { EARLIER_POSITIONS_SQL, FOLD_STATS_SQL, FOLD_USAGE_SQL, FRESH_HOURS_SQL } from './rollup-fold-sql.js';
+import { queryRows, stringElementSize, URL_PARAM_BUDGET, type ClickHouseClient } from '../lib/clickhouse.js';
+import { EARLIER_BY_ID_SQL, EARLIER_COPIES_SQL, FOLD_STATS_SQL, FOLD_USAGE_SQL, FRESH_HOURS_SQL } from './rollup-fold-sql.js';
 
 export type FoldRange = {
   /** Usage hours, epoch seconds. */
@@ -21,50 +26,71 @@ export type FoldRange = {
 };
 
 export interface FoldResult {
-  /** Hours that had rows in the range, and how many rows (copies included). */
+  /** Hours that had rows in the range and were folded, and how many rows (copies included). */
   hours: number[];
+  /** Hours whose earlier copies were too many to send: recompute them whole instead. */
+  tooWide: number[];
   rows: number;
+  /** Earlier rows consulted to decide which copies count. */
+  earlier: number;
 }
 
-/**
- * Hours per statement. The hours are the one list the fold sends as a parameter, about 13
- * URL-encoded bytes each: 4,096 of them stay under 54 KB, well inside a server's 128 KiB
- * per field (and its 1 MiB URI). Hours are independent of each other in every fold
- * statement, so a longer list (a backfill over RAW_RETENTION_DAYS, up to 3,650 days) is
- * folded a slice at a time with the same result.
- */
-export const MAX_FOLD_HOURS = 4096;
+/** A copy's position in acceptance order: batch_seq is a UInt64, so it comes as a string. */
+const copySchema = z.object({ batch_seq: z.string(), item: z.coerce.number() });
+
+/** Hours per fold statement: their list is a URL parameter too (~11 bytes an hour). */
+const MAX_HOURS_PER_STATEMENT = 4096;
+
+/** The earlier copies would not fit in a URL parameter: recompute the hours whole. */
+class TooWide extends Error {}
 
 export async function foldHours(ch: ClickHouseClient, range: FoldRange, version: number): Promise<FoldResult> {
-  const out: FoldResult = { hours: [], rows: 0 };
-  for (let i = 0; i < range.hours.length; i += MAX_FOLD_HOURS) {
-    const part = await foldSlice(ch, { ...range, hours: range.hours.slice(i, i + MAX_FOLD_HOURS) }, version);
-    out.hours.push(...part.hours);
-    out.rows += part.rows;
+  const result: FoldResult = { hours: [], tooWide: [], rows: 0, earlier: 0 };
+  if (range.hours.length === 0 || range.through <= range.from) return result;
+  for (let i = 0; i < range.hours.length; i += MAX_HOURS_PER_STATEMENT) {
+    const slice = { ...range, hours: range.hours.slice(i, i + MAX_HOURS_PER_STATEMENT) };
+    const fresh = await queryRows(ch, z.object({ hour: z.coerce.number(), rows: z.coerce.number() }), FRESH_HOURS_SQL, slice);
+    const hours = fresh.map((r) => Number(r.hour)).sort((a, b) => a - b);
+    const rows = fresh.reduce((n, r) => n + Number(r.rows), 0);
+    if (rows === 0) continue;
+    const narrowed = { ...slice, hours };
+    let earlier: TupleParam[];
+    try {
+      earlier = await earlierPositions(ch, narrowed);
+    } catch (err) {
+      if (!(err instanceof TooWide)) throw err;
+      result.tooWide.push(...hours);
+      continue;
+    }
+    const params = { ...narrowed, earlier, version };
+    await ch.command({ query: FOLD_USAGE_SQL, query_params: params });
+    await ch.command({ query: FOLD_STATS_SQL, query_params: params });
+    result.hours.push(...hours);
+    result.rows += rows;
+    result.earlier += earlier.length;
   }
-  return out;
+  return result;
 }
 
-async function foldSlice(ch: ClickHouseClient, range: FoldRange, version: number): Promise<FoldResult> {
-  if (range.hours.length === 0 || range.through <= range.from) return { hours: [], rows: 0 };
-  const fresh = await queryRows(ch, z.object({ hour: z.coerce.number(), rows: z.coerce.number() }), FRESH_HOURS_SQL, range);
-  const hours = fresh.map((r) => Number(r.hour)).sort((a, b) => a - b);
-  const rows = fresh.reduce((n, r) => n + Number(r.rows), 0);
-  if (rows === 0) return { hours: [], rows: 0 };
-  const params = { hours, from: range.from, through: range.through, version };
-  await ch.command({ query: FOLD_USAGE_SQL, query_params: params });
-  await ch.command({ query: FOLD_STATS_SQL, query_params: params });
-  return { hours, rows };
-}
-
-/**
- * (batch_seq, item) of the earlier rows the fold consults (rollup-fold-sql.ts), read back
- * for tests and diagnostics. The fold statements compute the same set themselves; passing
- * this result to them as a parameter changes nothing.
- */
+/** (batch_seq, item) of the earlier rows the fold must consult (rollup-fold-sql.ts). */
 export async function earlierPositions(ch: ClickHouseClient, range: FoldRange): Promise<TupleParam[]> {
   // Nothing is accepted at or below sequence 0: no scan.
   if (range.from === 0) return [];
-  const rows = await queryRows(ch, z.object({ batch_seq: z.string(), item: z.coerce.number() }), EARLIER_POSITIONS_SQL, range);
-  return rows.map((r) => new TupleParam([Number(r.batch_seq), r.item]));
+  const copies = await queryRows(ch, copySchema.extend({ id: z.string(), by_id: z.coerce.number() }), EARLIER_COPIES_SQL, range);
+  const positions = new Map<string, [number, number]>();
+  const keyOf = (r: { batch_seq: string; item: number }) => `${r.batch_seq}:${r.item}`;
+  const add = (r: { batch_seq: string; item: number }) => positions.set(keyOf(r), [Number(r.batch_seq), Number(r.item)]);
+  const byId = copies.filter((r) => Number(r.by_id));
+  byId.forEach(add);
+  // A copy found by its key alone has an id no fresh row has: the rows sharing that id
+  // decide whether it counted, and the scan by id did not look for them.
+  const keyOnly = [...new Set(copies.filter((r) => !Number(r.by_id) && !positions.has(keyOf(r))).map((r) => r.id))];
+  copies.forEach(add);
+  if (keyOnly.length > 0) {
+    if (keyOnly.reduce((n, id) => n + stringElementSize(id), 2) > URL_PARAM_BUDGET) throw new TooWide();
+    (await queryRows(ch, copySchema, EARLIER_BY_ID_SQL, { ...range, ids: keyOnly })).forEach(add);
+  }
+  // A position "(batch_seq,item)," is at most ~40 bytes URL-encoded: a cheap upper bound.
+  if (2 + positions.size * 40 > URL_PARAM_BUDGET) throw new TooWide();
+  return [...positions.values()].map((p) => new TupleParam(p));
 }

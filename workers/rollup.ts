@@ -255,7 +255,9 @@ export class RollupScheduler {
         else if (recorded === undefined || rollupPeriodParams(ctx.periods, hour).onTimeSeq !== UINT64_MAX) toRecompute.push(hour);
         else foldable.push(hour);
       }
-      const { hours: folded, rows } = await foldHours(ch, { hours: foldable, from, through }, await this.nextVersion());
+      const { hours: folded, tooWide, rows } = await foldHours(ch, { hours: foldable, from, through }, await this.nextVersion());
+      // Too many earlier copies to send (a batch re-sent whole): those hours are recomputed instead.
+      toRecompute.push(...tooWide);
       await finishFoldRound(redis, keys, { through, toRecompute, folded });
       done += folded.length;
       if (rows > 0) this.deps.onFold?.(rows, performance.now() - started);
