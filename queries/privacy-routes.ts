@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { KeyRing } from '../lib/auth.js';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { sendError } from '../lib/http-errors.js';
-import { timeBoundSchema } from '../lib/time.js';
+import { fromClickHouseDateTime, timeBoundSchema, toIso } from '../lib/time.js';
 import type { ErasureJob, RedisKeys } from '../schemas/queues.js';
 import { textField } from '../schemas/text.js';
 import { erasureStatus, requestErasure } from '../domain/erasure-requests.js';
@@ -87,6 +87,21 @@ export function registerPrivacyRoutes(app: FastifyInstance, deps: PrivacyRouteDe
     },
   );
 
+  // Times as RFC 3339 with Z, like every other response (the engine writes "2026-11-30 01:33:16.370";
+  // it is read as ts_text because an alias named ts would shadow the column in WHERE).
+  const auditRowSchema = z
+    .object({
+      ts_text: z.string(),
+      key_id: z.string(),
+      role: z.string(),
+      method: z.string(),
+      route: z.string(),
+      path: z.string(),
+      status: z.coerce.number(),
+      duration_ms: z.coerce.number(),
+      request_id: z.string(),
+    })
+    .transform(({ ts_text, ...r }) => ({ ts: toIso(fromClickHouseDateTime(ts_text)), ...r }));
   app.get<{ Querystring: unknown }>('/v1/audit', { preHandler: deps.keys.require('privacy') }, async (req, reply) => {
     const q = auditQuerySchema.safeParse(req.query);
     if (!q.success) return sendError(reply, 400, 'invalid_query', queryIssues(q.error));
@@ -95,7 +110,8 @@ export function registerPrivacyRoutes(app: FastifyInstance, deps: PrivacyRouteDe
     if (from >= to) return sendError(reply, 400, 'invalid_query', 'from must be before to');
     const rows = await queryRows(
       deps.ch,
-      `SELECT ts, key_id, role, method, route, path, status, duration_ms, request_id FROM audit.api_calls
+      auditRowSchema,
+      `SELECT toString(ts) AS ts_text, key_id, role, method, route, path, status, duration_ms, request_id FROM audit.api_calls
        WHERE ts >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') AND ts < fromUnixTimestamp64Milli({to:Int64}, 'UTC')
          AND ({key:String} = '' OR key_id = {key:String})
        ORDER BY ts DESC LIMIT {limit:UInt32}`,

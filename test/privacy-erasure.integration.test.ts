@@ -158,5 +158,7 @@ describe('erasure and access requests', () => {
     expect(JSON.stringify(rows)).not.toContain(KEYS.privacy);
     expect(rows.some((r) => r.route === '/v1/samples')).toBe(false);
     expect((await p.get('/v1/audit', KEYS.billing)).status).toBe(403);
+    // Times in the one format every response uses: RFC 3339 with Z.
+    for (const r of res.body.rows as { ts: string }[]) expect(r.ts).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
   });
 });
