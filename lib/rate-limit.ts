@@ -92,9 +92,8 @@ export async function installRateLimits(app: FastifyInstance, o: RateLimitOption
       };
       if (scope.name === 'ingest' && connectionDown(o.redis.client)) return unavailable();
       if (scope.max === 0) return;
-      const key = o.keyRing.authenticate(req.headers.authorization);
+      const key = o.keyRing.identify(req);
       if (!key) return; // the route's own check answers 401
-      req.apiKey = key;
       scopeOf.set(req, scope.name);
       let result: Awaited<ReturnType<typeof limiter>>;
       try {
