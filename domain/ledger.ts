@@ -91,6 +91,14 @@ export function markWrittenInPipeline(p: ChainableCommander, keys: RedisKeys, ba
   return p.eval(MARK_WRITTEN, 6, keys.inflight, keys.inflightSeq, keys.parkedSeq, keys.pendingHours, keys.foldWatermark, keys.dirtyHours, batch.batchId, batch.batchSeq, ...batch.hours);
 }
 
+/** `markWrittenInPipeline` for each batch, in one round trip; the first error is thrown. */
+export async function markWritten(redis: Redis, keys: RedisKeys, batches: readonly { batchId: string; batchSeq: number; hours: readonly number[] }[]): Promise<void> {
+  const pipeline = redis.pipeline();
+  for (const b of batches) markWrittenInPipeline(pipeline, keys, b);
+  const failed = ((await pipeline.exec()) ?? []).find(([err]) => err);
+  if (failed?.[0]) throw failed[0];
+}
+
 /** A dead letter: the fold watermark may pass it (its in-flight mark stays: it is not written). */
 export async function park(redis: Redis, keys: RedisKeys, batch: { batchId: string; batchSeq: number }): Promise<void> {
   await redis.zadd(keys.parkedSeq, batch.batchSeq, batch.batchId);

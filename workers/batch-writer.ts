@@ -12,7 +12,7 @@ import { RAW_INSERT_TARGET, RAW_ROW_FORMAT } from '../schemas/raw-row.js';
 import { isDataRefusal } from '../lib/engine-errors.js';
 import { accountsOfRows, addToQuarantine } from '../domain/quarantine.js';
 import { isolateRefusedRows } from './poison-isolation.js';
-import { markWrittenInPipeline, park } from '../domain/ledger.js';
+import { markWritten, park } from '../domain/ledger.js';
 import { isLastAttempt, payloadOf } from './queues.js';
 import { QUEUE_NAMES, type BatchJob, type RedisKeys } from '../schemas/queues.js';
 import { InsertCoalescer } from './insert-coalescer.js';
@@ -84,11 +84,7 @@ async function writeBatches(deps: BatchWriterDeps, batches: BatchJob[]): Promise
     const token = group.length === 1 ? group[0]!.batchId : createHash('sha256').update(group.map((b) => b.batchId).sort().join(',')).digest('hex');
     await insertRawRows(deps.ch, { rows, rowFormat: format }, { insert_deduplication_token: token });
   }
-  const pipeline = deps.redis.pipeline();
-  for (const b of batches) markWrittenInPipeline(pipeline, deps.keys, b);
-  const results = (await pipeline.exec()) ?? [];
-  const failed = results.find(([err]) => err);
-  if (failed?.[0]) throw failed[0];
+  await markWritten(deps.redis, deps.keys, batches);
   try {
     deps.onInsert?.(batches.length, batches.reduce((n, b) => n + b.rowCount, 0));
   } catch {
@@ -131,9 +127,7 @@ async function writeAroundRefusedRows(deps: BatchWriterDeps, batch: BatchJob, er
       }
     }
   }
-  const results = (await markWrittenInPipeline(deps.redis.pipeline(), deps.keys, batch).exec()) ?? [];
-  const failed = results.find(([e]) => e);
-  if (failed?.[0]) throw failed[0];
+  await markWritten(deps.redis, deps.keys, [batch]);
   return batch.rowCount - isolation.refused.length;
 }
 
