@@ -19,7 +19,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { RedisKeys } from '../schemas/queues.js';
-import { decodeRawRow, RAW_ROW_FORMAT } from '../schemas/raw-row.js';
+import { decodeStoredRow } from '../schemas/raw-row.js';
 import { usageHourOf } from '../lib/time.js';
 
 export const quarantineMetaSchema = z.object({
@@ -179,7 +179,7 @@ export function accountsOfRows(format: QuarantineMeta['rowFormat'], lines: reado
 export function readRow(format: QuarantineMeta['rowFormat'], line: string): { account_id?: string; usage_hour?: number } {
   let row: { account_id?: unknown; usage_hour?: unknown; ts?: unknown };
   try {
-    row = (format === RAW_ROW_FORMAT ? decodeRawRow(line) : JSON.parse(line)) as typeof row;
+    row = decodeStoredRow(line, format);
   } catch {
     return {};
   }

@@ -12,7 +12,7 @@
 import type { Redis } from 'ioredis';
 import { getQuarantine, removeQuarantine, replaceQuarantine, withRows, type QuarantineEntry } from '../domain/quarantine.js';
 import type { RedisKeys } from '../schemas/queues.js';
-import { decodeRawRow, RAW_ROW_FORMAT, type RawRow } from '../schemas/raw-row.js';
+import { decodeStoredRow, type RawRow } from '../schemas/raw-row.js';
 import { UnreadableItem, type RejectedItem, type SampleSink } from './accept.js';
 
 export class QuarantineNotFoundError extends Error {
@@ -45,7 +45,7 @@ export async function replayQuarantined(redis: Redis, keys: RedisKeys, sink: Sam
 export function sampleOfRow(entry: Pick<QuarantineEntry, 'rowFormat'>, line: string): unknown {
   let row: RawRow;
   try {
-    row = entry.rowFormat === RAW_ROW_FORMAT ? decodeRawRow(line) : (JSON.parse(line) as RawRow);
+    row = decodeStoredRow(line, entry.rowFormat);
   } catch {
     return new UnreadableItem('this quarantined row cannot be decoded; discard it');
   }

@@ -59,6 +59,14 @@ export function decodeRawRow(line: string): RawRow {
   return Object.fromEntries(RAW_COLUMNS.map((c, i) => [c, values[i]])) as unknown as RawRow;
 }
 
+/**
+ * A row as a batch job stores it, in either encoding (`rowFormat` absent: the JSONEachRow
+ * objects of jobs queued before the compact format). Throws on a line that is not JSON.
+ */
+export function decodeStoredRow(line: string, rowFormat: 'JSONEachRow' | 'JSONCompactEachRow' | undefined): RawRow {
+  return rowFormat === RAW_ROW_FORMAT ? decodeRawRow(line) : (JSON.parse(line) as RawRow);
+}
+
 export function rawRowOf(s: NormalizedSample, usageHour: number, batch: { batchId: string; batchSeq: number; acceptedAtMs: number }, item: number): RawRow {
   return {
     batch_id: batch.batchId,

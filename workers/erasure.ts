@@ -49,7 +49,7 @@ import { release } from '../domain/ledger.js';
 import { eraseFromQuarantine } from '../domain/quarantine.js';
 import { withLock } from '../lib/locks.js';
 import { batchJobSchema, QUEUE_NAMES, type BatchJob, type ErasureJob, type RedisKeys } from '../schemas/queues.js';
-import { decodeRawRow, RAW_ROW_FORMAT, type RawRow } from '../schemas/raw-row.js';
+import { decodeStoredRow } from '../schemas/raw-row.js';
 import { payloadOf } from './queues.js';
 
 /** What the rollup reads: erased first (step 3a). */
@@ -194,11 +194,14 @@ async function scrubQueue(queue: Queue<BatchJob>, account: string): Promise<{ sc
 /** The job without the account's rows, or undefined when nothing else is left. */
 export function withoutAccount(data: BatchJob, account: string): BatchJob | undefined {
   const batch = batchJobSchema.parse(data);
-  const decode = (line: string) => (batch.rowFormat === RAW_ROW_FORMAT ? decodeRawRow(line) : (JSON.parse(line) as RawRow));
-  const lines = batch.rows.split('\n').filter((l) => l.length > 0 && decode(l).account_id !== account);
-  if (lines.length === 0) return undefined;
-  const hours = new Set<number>();
-  for (const l of lines) hours.add(decode(l).usage_hour);
+  const kept = batch.rows
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => ({ line, row: decodeStoredRow(line, batch.rowFormat) }))
+    .filter(({ row }) => row.account_id !== account);
+  if (kept.length === 0) return undefined;
+  const lines = kept.map((k) => k.line);
+  const hours = new Set(kept.map((k) => k.row.usage_hour));
   return {
     ...batch,
     rows: lines.join('\n') + '\n',
