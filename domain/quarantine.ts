@@ -102,11 +102,6 @@ export async function addToQuarantine(redis: Redis, keys: RedisKeys, entry: Quar
   return r === 1 ? 'added' : r === 0 ? 'present' : 'full';
 }
 
-/** Whether the quarantine can take `rows` more rows now (checked before isolating a batch). */
-export async function quarantineHasRoom(redis: Redis, keys: RedisKeys, rows: number, maxRows: number): Promise<boolean> {
-  return Number((await redis.get(keys.quarantineTotal)) ?? 0) + rows <= maxRows;
-}
-
 /** Oldest first. */
 export async function listQuarantine(redis: Redis, keys: RedisKeys, page: { offset?: number; limit?: number } = {}): Promise<QuarantineMeta[]> {
   const offset = Math.max(0, page.offset ?? 0);

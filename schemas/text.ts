@@ -17,16 +17,16 @@ export const NO_CONTROL_CHARS = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]*$/u;
 /** No lone surrogate: \p{Cs} matches one, since /u reads a valid pair as one code point. */
 export const WELL_FORMED = /^[^\p{Cs}]*$/u;
 
-/** Why `s` is not acceptable text, or undefined when it is (length is the caller's rule). */
-export function textProblem(s: string): string | undefined {
-  if (!WELL_FORMED.test(s)) return 'must be well-formed Unicode (it holds a lone surrogate)';
-  if (!NO_CONTROL_CHARS.test(s)) return 'must not contain control characters';
-  return undefined;
-}
+/** What a value breaking the rule is told, after its name. */
+export const TEXT_RULE_MESSAGES = {
+  wellFormed: 'must be well-formed Unicode (it holds a lone surrogate)',
+  noControl: 'must not contain control characters',
+} as const;
 
-/** The text rule as zod checks on a string schema, with `${label} must …` messages. */
-export function printable(schema: z.ZodString, label: string): z.ZodString {
-  return schema.regex(WELL_FORMED, `${label} must be well-formed Unicode (it holds a lone surrogate)`).regex(NO_CONTROL_CHARS, `${label} must not contain control characters`);
+/** The text rule as zod checks on a string schema, with `${label} must …` messages (no label: bare). */
+export function printable(schema: z.ZodString, label?: string): z.ZodString {
+  const named = (m: string) => (label ? `${label} ${m}` : m);
+  return schema.regex(WELL_FORMED, named(TEXT_RULE_MESSAGES.wellFormed)).regex(NO_CONTROL_CHARS, named(TEXT_RULE_MESSAGES.noControl));
 }
 
 /** A required text field of at most `max` characters. */

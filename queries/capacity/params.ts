@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { API_TIME_MIN_MS, API_TIME_MAX_MS, parseTimeBound, toIso } from '../../lib/time.js';
-import { NO_CONTROL_CHARS, WELL_FORMED } from '../../schemas/text.js';
+import { printable } from '../../schemas/text.js';
 
 const HOUR_MS = 3_600_000;
 const RELATIVE = /^now(?:([+-])(\d{1,4})([hdw]))?$/;
@@ -59,14 +59,7 @@ export function paramValueSchema(p: ParamSpec): z.ZodType<string | number> {
       return text.refine((s) => /^\d{4}-\d{2}-\d{2}$/.test(s) && !Number.isNaN(Date.parse(`${s}T00:00:00Z`)), 'must be a date, YYYY-MM-DD');
     case 'String':
       // The text rule ingest applies to ids and labels (schemas/text.ts).
-      return text.pipe(
-        z
-          .string()
-          .min(1, 'must not be empty')
-          .max(256, 'must be at most 256 characters')
-          .regex(WELL_FORMED, 'must be well-formed Unicode (it holds a lone surrogate)')
-          .regex(NO_CONTROL_CHARS, 'must not contain control characters'),
-      );
+      return text.pipe(printable(z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters')));
     case 'Enum':
       return text.pipe(z.enum(p.enumValues as [string, ...string[]], { error: `must be one of ${p.enumValues!.join(', ')}` }));
     case 'UInt32':
