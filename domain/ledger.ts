@@ -277,8 +277,8 @@ export interface OutstandingQuery {
 // In-flight batches are scored by their earliest hour; one that starts before `to` may
 // touch the range: conservative for batches spanning many hours, never optimistic.
 const INFLIGHT_TOUCHING = `
+if ARGV[2] == '' then return redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[1]) end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-if ARGV[2] == '' then return #ids end
 local n = 0
 for _, id in ipairs(ids) do
   local seq = redis.call('ZSCORE', KEYS[2], id)
