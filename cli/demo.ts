@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import cliProgress from 'cli-progress';
 import { startPipeline, type Pipeline } from '../app/pipeline.js';
-import { createLogger } from '../lib/log.js';
+import { createFileLogger, type FileLog } from '../lib/log.js';
 import { HOUR_MS } from '../lib/time.js';
 import { capacitySummary } from '../queries/capacity-summary.js';
 import { isIdle } from '../domain/ledger.js';
@@ -71,16 +71,32 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
     PORT: '0',
     ROLE: 'all',
     API_KEYS: undefined,
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    // The logs go to a file (info: they are out of the way there), so the terminal shows
+    // only the demo's own lines and tables; the last line says where the logs are.
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
   });
   const say = (s: string) => process.stderr.write(`${s}\n`);
-  say(`usage-meter demo: data in ${config.DATA_DIR}`);
-  const pipeline = await startPipeline(config, createLogger(config.LOG_LEVEL));
+  const log = createFileLogger(config.LOG_LEVEL, path.join(config.DATA_DIR, 'demo.log'));
+  say(`usage-meter demo: data in ${config.DATA_DIR}, logs in ${log.path}`);
+  let code = 1;
   try {
-    return await run(pipeline, { accounts, resources, hours, stepS, concurrency, say });
+    const pipeline = await startPipeline(config, log.logger);
+    try {
+      code = await run(pipeline, { accounts, resources, hours, stepS, concurrency, say });
+    } finally {
+      await pipeline.close();
+    }
   } finally {
-    await pipeline.close();
+    log.flush();
+    say(logSummary(log));
   }
+  return code;
+}
+
+/** The demo's last line: where the logs are and whether anything in them needs a look. */
+function logSummary(log: FileLog): string {
+  const n = log.warnings();
+  return n === 0 ? `Logs: ${log.path} (no warnings)` : `Logs: ${log.path} (${n} warning${n === 1 ? '' : 's'} or errors: look there first)`;
 }
 
 interface DemoOptions {
