@@ -60,5 +60,7 @@ export function sampleOfRow(entry: Pick<QuarantineEntry, 'rowFormat'>, line: str
     ts: row.ts,
     interval_s: row.interval_s,
     attributes: row.attributes,
+    // Provenance travels with the row (0090); rows stored before it have none: measured.
+    ...(row.estimated ? { estimated: row.estimated } : {}),
   };
 }

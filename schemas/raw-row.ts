@@ -3,8 +3,13 @@
  * batch job. A job carries its rows as JSONCompactEachRow lines (values in RAW_COLUMNS
  * order, no key names): about 40% fewer bytes in Redis than one JSON object per row, and
  * less for the engine to parse. The worker inserts them as they are.
+ *
+ * Columns are only ever appended. A job queued before a column existed carries fewer values
+ * per line: `rawInsertTarget` names the columns a line of that length carries, so the
+ * engine fills the rest with their defaults (e.g. `estimated` = '': measured). A line of any
+ * other length is left for the engine to refuse, never padded.
  */
-import type { Metric, NormalizedSample, ResourceType } from './sample.js';
+import type { Estimation, Metric, NormalizedSample, ResourceType } from './sample.js';
 
 export const RAW_COLUMNS = [
   'batch_id',
@@ -22,7 +27,12 @@ export const RAW_COLUMNS = [
   'value',
   'attributes',
   'accepted_at',
+  // Added with migration 0090: the sample's provenance ('' = measured, 'held').
+  'estimated',
 ] as const;
+
+/** How many values a line carried before each appended column: jobs queued by older releases. */
+const LEGACY_ARITIES = [15] as const;
 
 export interface RawRow {
   batch_id: string;
@@ -43,6 +53,8 @@ export interface RawRow {
   value: string;
   attributes: Record<string, string>;
   accepted_at: number;
+  /** '' (or absent, in rows queued before it existed): measured; otherwise how it was estimated. */
+  estimated?: Estimation | '';
 }
 
 export const RAW_ROW_FORMAT = 'JSONCompactEachRow';
@@ -50,13 +62,32 @@ export const RAW_ROW_FORMAT = 'JSONCompactEachRow';
 /** The INSERT a batch job's rows go through. */
 export const RAW_INSERT_TARGET = `billing.samples_raw (${RAW_COLUMNS.join(', ')})`;
 
-export function encodeRawRow(row: RawRow): string {
-  return JSON.stringify(RAW_COLUMNS.map((c) => row[c]));
+/**
+ * The INSERT target for compact lines like `firstLine`: the columns that existed when a line
+ * of its length was written. Anything that is not a legacy length (unreadable, or any other
+ * count) gets today's columns, and the engine refuses what does not fit them.
+ */
+export function rawInsertTarget(firstLine: string): string {
+  let arity: number | undefined;
+  try {
+    const values: unknown = JSON.parse(firstLine);
+    if (Array.isArray(values)) arity = values.length;
+  } catch {
+    // not JSON: the engine says so, as for any refused row
+  }
+  return LEGACY_ARITIES.includes(arity as (typeof LEGACY_ARITIES)[number])
+    ? `billing.samples_raw (${RAW_COLUMNS.slice(0, arity).join(', ')})`
+    : RAW_INSERT_TARGET;
 }
 
+export function encodeRawRow(row: RawRow): string {
+  return JSON.stringify(RAW_COLUMNS.map((c) => (c === 'estimated' ? (row.estimated ?? '') : row[c])));
+}
+
+/** A compact line as a row; a line from before an appended column leaves that field absent. */
 export function decodeRawRow(line: string): RawRow {
   const values = JSON.parse(line) as unknown[];
-  return Object.fromEntries(RAW_COLUMNS.map((c, i) => [c, values[i]])) as unknown as RawRow;
+  return Object.fromEntries(RAW_COLUMNS.flatMap((c, i) => (i < values.length ? [[c, values[i]]] : []))) as unknown as RawRow;
 }
 
 /**
@@ -84,5 +115,6 @@ export function rawRowOf(s: NormalizedSample, usageHour: number, batch: { batchI
     value: s.value,
     attributes: s.attributes,
     accepted_at: batch.acceptedAtMs,
+    estimated: s.estimated ?? '',
   };
 }

@@ -49,7 +49,17 @@ export interface SampleInput {
   ts: string | number;
   interval_s: number;
   attributes?: Record<string, string>;
+  /**
+   * How the value was obtained when it was not measured over the whole window: `held`
+   * means a collector held the last reading of a gauge across missed scrapes. Optional
+   * (added after v1's first release): producers that never estimate send nothing.
+   */
+  estimated?: Estimation;
 }
+
+/** Provenance markers a sample may carry; absent means measured. */
+export const ESTIMATIONS = ['held'] as const;
+export type Estimation = (typeof ESTIMATIONS)[number];
 
 /**
  * A JSON number whose written decimal no float64 holds (more than 15 significant digits,
@@ -117,6 +127,7 @@ export const sampleInputSchema = z
       )
       .refine((a) => Object.keys(a).length <= LIMITS.attributeCount, `at most ${LIMITS.attributeCount} attributes`)
       .optional(),
+    estimated: z.enum(ESTIMATIONS, { error: `estimated must be one of ${ESTIMATIONS.join(', ')} (or absent: measured)` }).optional(),
   })
   .strict() satisfies z.ZodType<SampleInput>;
 
@@ -144,6 +155,8 @@ export interface NormalizedSample {
   ts_ms: number;
   interval_s: number;
   attributes: Record<string, string>;
+  /** Set only for a value that was not measured over the whole window (see SampleInput). */
+  estimated?: Estimation;
 }
 
 export interface FieldError {
@@ -202,6 +215,7 @@ export function parseSample(item: unknown, nowMs: number, opts: ParseOptions = {
       ts_ms: Math.floor(tsMs),
       interval_s: s.interval_s,
       attributes: s.attributes ?? {},
+      ...(s.estimated ? { estimated: s.estimated } : {}),
     },
   };
 }

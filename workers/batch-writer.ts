@@ -8,7 +8,7 @@ import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ClickHouseSettings } from '@clickhouse/client';
 import { insertNdjson, type ClickHouseClient } from '../lib/clickhouse.js';
-import { RAW_INSERT_TARGET, RAW_ROW_FORMAT } from '../schemas/raw-row.js';
+import { RAW_ROW_FORMAT, rawInsertTarget } from '../schemas/raw-row.js';
 import { isDataRefusal } from '../lib/engine-errors.js';
 import { accountsOfRows, addToQuarantine } from '../domain/quarantine.js';
 import { isolateRefusedRows } from './poison-isolation.js';
@@ -79,7 +79,8 @@ export function createBatchWriter(deps: BatchWriterDeps) {
  *      steps 1–2 repeat harmlessly.
  */
 async function writeBatches(deps: BatchWriterDeps, batches: BatchJob[]): Promise<void> {
-  for (const [format, group] of groupByFormat(batches)) {
+  for (const group of groupByEncoding(batches)) {
+    const format = group[0]!.rowFormat;
     const rows = group.map((b) => (b.rows.endsWith('\n') ? b.rows : `${b.rows}\n`)).join('');
     const token = group.length === 1 ? group[0]!.batchId : createHash('sha256').update(group.map((b) => b.batchId).sort().join(',')).digest('hex');
     await insertRawRows(deps.ch, { rows, rowFormat: format }, { insert_deduplication_token: token });
@@ -131,19 +132,29 @@ async function writeAroundRefusedRows(deps: BatchWriterDeps, batch: BatchJob, er
   return batch.rowCount - isolation.refused.length;
 }
 
-function groupByFormat(batches: BatchJob[]): Map<BatchJob['rowFormat'], BatchJob[]> {
-  const groups = new Map<BatchJob['rowFormat'], BatchJob[]>();
+/**
+ * Batches whose lines can share one insert: the same encoding and, for compact lines, the
+ * same columns (a job queued before a column was appended carries fewer values per line).
+ */
+function groupByEncoding(batches: BatchJob[]): BatchJob[][] {
+  const groups = new Map<string, BatchJob[]>();
   for (const b of batches) {
-    const group = groups.get(b.rowFormat);
+    const key = b.rowFormat === RAW_ROW_FORMAT ? rawInsertTarget(firstLine(b.rows)) : 'JSONEachRow';
+    const group = groups.get(key);
     if (group) group.push(b);
-    else groups.set(b.rowFormat, [b]);
+    else groups.set(key, [b]);
   }
-  return groups;
+  return [...groups.values()];
+}
+
+function firstLine(rows: string): string {
+  const end = rows.indexOf('\n');
+  return end < 0 ? rows : rows.slice(0, end);
 }
 
 /** A job's rows into billing.samples_raw, in the encoding the job says it carries. */
 export function insertRawRows(ch: ClickHouseClient, batch: Pick<BatchJob, 'rows' | 'rowFormat'>, settings: ClickHouseSettings): Promise<void> {
   return batch.rowFormat === RAW_ROW_FORMAT
-    ? insertNdjson(ch, RAW_INSERT_TARGET, batch.rows, settings, RAW_ROW_FORMAT)
+    ? insertNdjson(ch, rawInsertTarget(firstLine(batch.rows)), batch.rows, settings, RAW_ROW_FORMAT)
     : insertNdjson(ch, 'billing.samples_raw', batch.rows, settings); // queued before rowFormat existed
 }

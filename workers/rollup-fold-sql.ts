@@ -22,7 +22,7 @@
  * a rollup killed mid-round, changes nothing.
  */
 import { baseAmountSql } from '../schemas/metrics.js';
-import { FIRST, NATURAL_KEY, PAYLOAD } from './rollup-sql.js';
+import { FIRST, HELD_SECONDS, NATURAL_KEY, PAYLOAD } from './rollup-sql.js';
 
 const HOURS = `{hours:Array(DateTime('UTC'))}`;
 const FRESH = `usage_hour IN ${HOURS} AND batch_seq > {from:UInt64} AND batch_seq <= {through:UInt64}`;
@@ -80,12 +80,12 @@ counted AS (
 
 export const FOLD_USAGE_SQL = `
 INSERT INTO billing.usage_hourly
-    (account_id, hour, metric, resource_id, resource_type, region, instance_type, zone, base_total, samples, covered_s, first_start, last_end, through_seq, version)
+    (account_id, hour, metric, resource_id, resource_type, region, instance_type, zone, base_total, samples, covered_s, held_s, first_start, last_end, through_seq, version)
 WITH ${UNIVERSE},
 current AS (
     -- The hours' aggregate rows (the minmax index on hour skips the others).
     SELECT hour, account_id, metric, resource_id, resource_type, region, instance_type, zone,
-           base_total, samples, covered_s, first_start, last_end, through_seq
+           base_total, samples, covered_s, held_s, first_start, last_end, through_seq
     FROM billing.usage_hourly FINAL
     WHERE hour IN ${HOURS}
 ),
@@ -96,7 +96,7 @@ delta AS (
            argMin(f.attributes['instance_type'], (f.batch_seq, f.item)) AS d_instance_type,
            argMin(f.attributes['zone'], (f.batch_seq, f.item)) AS d_zone,
            sum(${baseAmountSql('f.')}) AS d_base,
-           count() AS d_samples, sum(f.interval_s) AS d_covered,
+           count() AS d_samples, sum(f.interval_s) AS d_covered, ${HELD_SECONDS('f.')} AS d_held,
            min(f.ts - toIntervalSecond(f.interval_s)) AS d_first_start, max(f.ts) AS d_last_end
     FROM counted AS f
     LEFT JOIN current AS c
@@ -111,7 +111,7 @@ SELECT d.d_account, d.d_hour, d.d_metric, d.d_resource,
        if(c.samples > 0, c.region, d.d_region),
        if(c.samples > 0, c.instance_type, d.d_instance_type),
        if(c.samples > 0, c.zone, d.d_zone),
-       c.base_total + d.d_base, c.samples + d.d_samples, c.covered_s + d.d_covered,
+       c.base_total + d.d_base, c.samples + d.d_samples, c.covered_s + d.d_covered, c.held_s + d.d_held,
        if(c.samples > 0, least(c.first_start, d.d_first_start), d.d_first_start),
        if(c.samples > 0, greatest(c.last_end, d.d_last_end), d.d_last_end),
        {through:UInt64}, {version:UInt64}

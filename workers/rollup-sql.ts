@@ -14,6 +14,8 @@ export const FIRST = `(batch_seq, item)`;
 /** A sample's identity besides its id, and what two copies of it must agree on. */
 export const NATURAL_KEY = `account_id, resource_id, metric, ts`;
 export const PAYLOAD = `value, interval_s, resource_type, region, attributes`;
+/** Seconds of windows whose value was held, not measured (the raw row's `estimated`, 0090). */
+export const HELD_SECONDS = (t = '') => `sumIf(${t}interval_s, ${t}estimated = 'held')`;
 
 /**
  * On-time samples: accepted before the hour's billing period started closing
@@ -21,11 +23,11 @@ export const PAYLOAD = `value, interval_s, resource_type, region, attributes`;
  */
 export const ROLLUP_USAGE_SQL = `
 INSERT INTO billing.usage_hourly
-    (account_id, hour, metric, resource_id, resource_type, region, instance_type, zone, base_total, samples, covered_s, first_start, last_end, through_seq, version)
+    (account_id, hour, metric, resource_id, resource_type, region, instance_type, zone, base_total, samples, covered_s, held_s, first_start, last_end, through_seq, version)
 SELECT account_id, usage_hour, metric, resource_id,
        argMin(resource_type, ${FIRST}), argMin(region, ${FIRST}),
        argMin(attributes['instance_type'], ${FIRST}), argMin(attributes['zone'], ${FIRST}),
-       sum(${BASE}), count(), sum(interval_s), min(ts - toIntervalSecond(interval_s)), max(ts), {through:UInt64}, {version:UInt64}
+       sum(${BASE}), count(), sum(interval_s), ${HELD_SECONDS()}, min(ts - toIntervalSecond(interval_s)), max(ts), {through:UInt64}, {version:UInt64}
 FROM billing.counted_samples(hour = {hour:DateTime('UTC')}, through = {through:UInt64})
 WHERE batch_seq <= {onTimeSeq:UInt64}
 GROUP BY account_id, usage_hour, metric, resource_id`;
