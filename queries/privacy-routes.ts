@@ -24,7 +24,7 @@ export interface PrivacyRouteDeps {
   accountRetentionMonths: number;
 }
 
-const auditQuerySchema = z
+export const auditQuerySchema = z
   .object({
     from: timeBoundSchema('from').optional(),
     to: timeBoundSchema('to').optional(),
@@ -38,7 +38,7 @@ const auditQuerySchema = z
   })
   .strict();
 
-const exportQuerySchema = z.object({ format: z.enum(['json', 'csv'], { error: 'format must be json or csv, given once' }).optional() }).strict();
+export const exportQuerySchema = z.object({ format: z.enum(['json', 'csv'], { error: 'format must be json or csv, given once' }).optional() }).strict();
 const noQuerySchema = z.object({}).strict();
 
 export function registerPrivacyRoutes(app: FastifyInstance, deps: PrivacyRouteDeps): void {
