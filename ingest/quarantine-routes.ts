@@ -24,12 +24,12 @@ export interface QuarantineRouteDeps {
   sink: SampleSink;
 }
 
-const pageSchema = z.object({
+export const pageSchema = z.object({
   offset: z.coerce.number({ error: 'offset must be a whole number' }).int('offset must be a whole number').min(0, 'offset must not be negative').max(1_000_000_000).default(0),
   limit: z.coerce.number({ error: 'limit must be a whole number' }).int('limit must be a whole number').min(1, 'limit must be at least 1').max(1000, 'limit must be at most 1000').default(100),
 });
 // Entry ids are batch ids (UUIDs); anything else cannot name one.
-const idSchema = z.uuid({ error: 'a quarantine id is the UUID of the batch its rows came from' });
+export const idSchema = z.uuid({ error: 'a quarantine id is the UUID of the batch its rows came from' });
 
 export function registerQuarantineRoutes(app: FastifyInstance, deps: QuarantineRouteDeps): void {
   const billing = { preHandler: deps.keys.require('billing') };

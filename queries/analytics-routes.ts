@@ -32,7 +32,7 @@ export interface AnalyticsRouteDeps {
   sandboxLimits?: Partial<SandboxLimits>;
 }
 
-const sqlRequestSchema = z
+export const sqlRequestSchema = z
   .object({
     sql: z.string({ error: 'sql must be a string holding one SELECT statement' }),
     params: z

@@ -71,7 +71,7 @@ export const periodParamSchema = z
     return start !== undefined && start >= API_TIME_MIN_MS && nextPeriod(start) <= API_TIME_MAX_MS;
   }, `period must be a month from ${toIso(API_TIME_MIN_MS).slice(0, 7)} to ${toIso(API_TIME_MAX_MS - 1).slice(0, 7)}`);
 
-const coverageQuerySchema = z.object({ period: periodParamSchema.optional() }).strict();
+export const coverageQuerySchema = z.object({ period: periodParamSchema.optional() }).strict();
 const noQuerySchema = z.object({}).strict();
 
 /** A query's zod issues as one message: unknown parameters by name, others by field. */
