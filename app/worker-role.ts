@@ -90,7 +90,7 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
   closer.start();
   ctx.onClose(() => closer.stop());
 
-  const erase = createErasureProcessor({ ch, redis, keys, batchQueue: ctx.batchQueue, log });
+  const erase = createErasureProcessor({ ch, redis, keys, batchQueue: ctx.batchQueue, log, fingerprintMonths: config.AUDIT_RETENTION_MONTHS });
   const erasureWorker = new Worker<ErasureJob>(QUEUE_NAMES.erasure, (job: Job<ErasureJob>) => erase(job), {
     ...bull,
     concurrency: 1, // erasures rewrite whole parts: one at a time

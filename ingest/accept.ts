@@ -10,12 +10,15 @@ import { parseSample, type FieldError, type NormalizedSample } from '../schemas/
 import type { Config } from '../schemas/config.js';
 import type { BatchJob, RedisKeys } from '../schemas/queues.js';
 import { claimSequence, release } from '../domain/ledger.js';
-import { accountsBeingErased, ERASING_CHECK_MS } from '../domain/erasure-requests.js';
+import { ERASING_CHECK_MS, erasureView } from '../domain/erasure-requests.js';
+import { erasedAccountsAmong, FingerprintCache, type FingerprintKey } from '../domain/erased-identifiers.js';
 import { encodeRawRow, RAW_ROW_FORMAT, rawRowOf } from '../schemas/raw-row.js';
 import { usageHourOf } from '../lib/time.js';
 
 export interface RejectedItem {
   index: number;
+  /** Set when the item is refused for its account's state, not its fields: `account_erased`, `account_being_erased`. */
+  code?: 'account_erased' | 'account_being_erased';
   errors: FieldError[];
 }
 
@@ -65,7 +68,8 @@ const BACKLOG_CHECK_MS = 250;
 
 export class BatchAcceptor implements SampleSink {
   private backlog = { checkedAt: 0, waiting: 0 };
-  private erasing = { checkedAt: 0, accounts: new Set<string>() };
+  private erasing: { checkedAt: number; accounts: Set<string>; fingerprintKey?: FingerprintKey } = { checkedAt: 0, accounts: new Set<string>() };
+  private readonly fingerprints = new FingerprintCache();
 
   constructor(private readonly opts: AcceptorOptions) {}
 
@@ -74,10 +78,11 @@ export class BatchAcceptor implements SampleSink {
       throw new BatchTooLargeError(`a batch may hold at most ${this.opts.maxBatchItems} samples; this one has ${items.length}`);
     }
     await this.checkBacklog(nowMs);
-    const erasing = await this.accountsBeingErased(nowMs);
+    const { accounts: erasing, fingerprintKey } = await this.erasureView(nowMs);
 
     const valid: NormalizedSample[] = [];
     const rejected: RejectedItem[] = [];
+    const validIndex: number[] = [];
     items.forEach((item, index) => {
       if (item instanceof UnreadableItem) {
         rejected.push({ index, errors: [{ path: '(item)', message: item.reason }] });
@@ -86,9 +91,13 @@ export class BatchAcceptor implements SampleSink {
       const r = parseSample(item, nowMs, { oldestTsMs: oldestBillableMs(nowMs, this.opts.rawRetentionDays) });
       if (!r.ok) rejected.push({ index, errors: r.errors });
       else if (erasing.has(r.sample.account_id)) {
-        rejected.push({ index, errors: [{ path: 'account_id', message: 'this account is being erased; send its samples again once the erasure is done' }] });
-      } else valid.push(r.sample);
+        rejected.push({ index, code: 'account_being_erased', errors: [{ path: 'account_id', message: 'this account is being erased; its samples are refused' }] });
+      } else {
+        valid.push(r.sample);
+        validIndex.push(index);
+      }
     });
+    if (fingerprintKey && valid.length > 0) await this.refuseErased(valid, validIndex, rejected, fingerprintKey, nowMs);
     if (valid.length === 0) {
       this.observe(0, rejected.length);
       return { accepted: 0, rejected };
@@ -125,11 +134,35 @@ export class BatchAcceptor implements SampleSink {
     if (this.backlog.waiting >= this.opts.maxQueuedBatches) throw new BackpressureError(2);
   }
 
-  private async accountsBeingErased(nowMs: number): Promise<Set<string>> {
+  private async erasureView(nowMs: number): Promise<{ accounts: Set<string>; fingerprintKey?: FingerprintKey }> {
     if (nowMs - this.erasing.checkedAt > ERASING_CHECK_MS) {
-      this.erasing = { checkedAt: nowMs, accounts: await accountsBeingErased(this.opts.redis, this.opts.keys) };
+      const view = await erasureView(this.opts.redis, this.opts.keys, nowMs);
+      // The key never changes once made: keep it even if a later read came back without it.
+      this.erasing = { checkedAt: nowMs, accounts: view.accounts, fingerprintKey: view.fingerprintKey ?? this.erasing.fingerprintKey };
     }
-    return this.erasing.accounts;
+    return this.erasing;
+  }
+
+  /**
+   * Erased accounts (domain/erased-identifiers.ts) are refused per item with
+   * `account_erased`, never silently re-created: one ZMSCORE per batch over its distinct
+   * accounts, live (no cache), so the moment an erasure is done its account is refused.
+   */
+  private async refuseErased(valid: NormalizedSample[], validIndex: number[], rejected: RejectedItem[], key: FingerprintKey, nowMs: number): Promise<void> {
+    const erased = await erasedAccountsAmong(this.opts.redis, this.opts.keys, key, [...new Set(valid.map((s) => s.account_id))], nowMs, this.fingerprints);
+    if (erased.size === 0) return;
+    const kept: NormalizedSample[] = [];
+    valid.forEach((s, i) => {
+      const until = erased.get(s.account_id);
+      if (until === undefined) return void kept.push(s);
+      rejected.push({
+        index: validIndex[i]!,
+        code: 'account_erased',
+        errors: [{ path: 'account_id', message: `this account was erased; its samples are refused until ${new Date(until).toISOString()} unless the privacy team reinstates it (POST /v1/accounts/:account/reinstate)` }],
+      });
+    });
+    rejected.sort((a, b) => a.index - b.index);
+    valid.splice(0, valid.length, ...kept);
   }
 
   private observe(accepted: number, rejected: number): void {

@@ -1,14 +1,18 @@
 /**
  * The leak scanner: reads every string value of every analytics table (and of any
- * dataset export given to it) and checks it against the identifiers present in billing
- * data (account and resource ids, whole or as a token inside a value) and against
- * identifier patterns (e-mail, IP address, host name, ARN, UUID, long random token); and
- * checks every published label value against the billing data of its hour: a value not on
- * the label allow-list must be held by at least k accounts there.
- * Analytics must hold none of them; a hit is a privacy bug.
+ * dataset or account export given to it) and checks it against the identifiers present in
+ * billing data (account and resource ids, whole or as a token inside a value), against the
+ * fingerprints of identifiers erased since (domain/erased-identifiers.ts: billing no longer
+ * knows them, the fingerprint list does), and against identifier patterns (e-mail, IP
+ * address, host name, ARN, UUID, long random token); and checks every published label
+ * value against the billing data of its hour: a value not on the label allow-list must be
+ * held by at least k accounts there.
+ * Analytics must hold none of them; a hit is a privacy bug. The report says what was read
+ * and what it was compared against, so "nothing found" is never mistaken for "nothing read".
  */
 import { z } from 'zod';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import type { ErasedFingerprints, ErasedListCounts } from '../domain/erased-identifiers.js';
 import { paramRuns, queryRows, stringElementSize, URL_PARAM_BUDGET, type ClickHouseClient } from '../lib/clickhouse.js';
 import { LIMITS } from '../schemas/sample.js';
 import { DEFAULT_ANALYTICS_LABEL_PATTERN } from '../schemas/config.js';
@@ -20,10 +24,43 @@ export interface LeakHit {
   reason: string;
 }
 
+/** One table or file read: how much of it, so a clean result can be judged. */
+export interface ScannedSource {
+  /** `analytics.<table>` or the file's path. */
+  source: string;
+  /** Rows of the table, or records of the file (CSV/NDJSON lines, JSON objects, Parquet rows). */
+  rows: number;
+  /** Bytes of the table on disk (compressed), or of the file. */
+  bytes: number;
+  columns: number;
+  /** Distinct values checked (at most MAX_VALUES_PER_SOURCE a column). */
+  values: number;
+}
+
+/** What the values were compared against. */
+export interface ComparedAgainst {
+  /** Distinct account ids and resource ids in billing.usage_hourly, and raw sample rows (whose ids count too). */
+  liveAccounts: number;
+  liveResources: number;
+  rawSampleRows: number;
+  /** Fingerprints of erased identifiers (not expired); undefined when the list was not consulted. */
+  erased?: ErasedListCounts;
+}
+
 export interface ScanReport {
+  /** Columns read. */
   sources: number;
   values: number;
   hits: LeakHit[];
+  scanned: ScannedSource[];
+  /** Columns whose distinct values passed MAX_VALUES_PER_SOURCE: only the first ones were checked. */
+  truncatedColumns: string[];
+}
+
+export interface CheckContext {
+  ch: ClickHouseClient;
+  /** The erased list, when the scan consults it. */
+  erased?: ErasedFingerprints;
 }
 
 const PATTERNS: [string, RegExp][] = [
@@ -86,10 +123,35 @@ async function identifierHits(ch: ClickHouseClient, values: string[]): Promise<M
   return hits;
 }
 
-async function checkValues(ch: ClickHouseClient, source: string, values: string[]): Promise<LeakHit[]> {
+/** Values that are, or contain as a token, an erased identifier (by fingerprint). */
+async function erasedHits(erased: ErasedFingerprints, values: string[]): Promise<Map<string, { token: string; kind: 'account' | 'identifier' }>> {
+  const hits = new Map<string, { token: string; kind: 'account' | 'identifier' }>();
+  // In runs, so the token list of 200,000 long values never sits in memory at once.
+  for (let i = 0; i < values.length; i += 2000) {
+    const run = values.slice(i, i + 2000);
+    const tokensOf = run.map((v) => [v, ...new Set(v.split(TOKEN_SEPARATORS))].filter((t) => t !== '' && t.length <= MAX_IDENTIFIER_CHARS));
+    const found = await erased.lookup(tokensOf.flat());
+    if (found.size === 0) continue;
+    run.forEach((v, j) => {
+      const token = tokensOf[j]!.find((t) => found.has(t));
+      if (token !== undefined) hits.set(v, { token, kind: found.get(token)! });
+    });
+  }
+  return hits;
+}
+
+async function checkValues(ctx: CheckContext, source: string, values: string[]): Promise<LeakHit[]> {
   const hits: LeakHit[] = [];
-  for (const [value, token] of await identifierHits(ch, values)) {
+  const live = await identifierHits(ctx.ch, values);
+  for (const [value, token] of live) {
     hits.push({ source, value, reason: `holds the billing identifier ${JSON.stringify(token)}` });
+  }
+  if (ctx.erased) {
+    for (const [value, { token, kind }] of await erasedHits(ctx.erased, values)) {
+      if (live.has(value)) continue;
+      const what = kind === 'account' ? 'the id of an erased account' : 'an identifier an erasure removed (resource id)';
+      hits.push({ source, value, reason: `holds ${JSON.stringify(token)}, ${what} (fingerprint match)` });
+    }
   }
   for (const value of values) {
     // Numbers and timestamps are measurements, not identifiers (and look like tokens or IPv6).
@@ -101,6 +163,8 @@ async function checkValues(ch: ClickHouseClient, source: string, values: string[
 }
 
 export interface ScanOptions {
+  /** The erased list to compare against as well (the CLI always passes it). */
+  erased?: ErasedFingerprints;
   /** ANALYTICS_LABEL_PATTERN and ANALYTICS_LABEL_VALUES: labels published however rare. */
   labelPattern?: string;
   labelValues?: readonly string[];
@@ -175,52 +239,117 @@ export async function scanAnalytics(ch: ClickHouseClient, opts: ScanOptions = {}
        AND (c.type LIKE '%String%' OR c.type LIKE 'Map%' OR c.type LIKE 'Array%')
      ORDER BY c.table, c.name`,
   );
-  const report: ScanReport = { sources: 0, values: 0, hits: [] };
+  const sizes = await queryRows(
+    ch,
+    z.object({ name: z.string(), rows: z.coerce.number(), bytes: z.coerce.number() }),
+    `SELECT name, ifNull(total_rows, 0) AS rows, ifNull(total_bytes, 0) AS bytes FROM system.tables WHERE database = 'analytics' AND engine LIKE '%MergeTree%' ORDER BY name`,
+  );
+  const ctx: CheckContext = { ch, ...(opts.erased ? { erased: opts.erased } : {}) };
+  const report: ScanReport = { sources: 0, values: 0, hits: [], scanned: [], truncatedColumns: [] };
+  for (const t of sizes) report.scanned.push({ source: `analytics.${t.name}`, rows: t.rows, bytes: t.bytes, columns: 0, values: 0 });
   for (const { table, name } of columns) {
     const rows = await queryRows(
       ch,
       z.object({ v: z.string() }),
-      `SELECT DISTINCT toString(\`${name}\`) AS v FROM analytics.\`${table}\` LIMIT ${MAX_VALUES_PER_SOURCE}`,
+      `SELECT DISTINCT toString(\`${name}\`) AS v FROM analytics.\`${table}\` LIMIT ${MAX_VALUES_PER_SOURCE + 1}`,
     );
-    const values = rows.map((r) => r.v);
+    if (rows.length > MAX_VALUES_PER_SOURCE) report.truncatedColumns.push(`analytics.${table}.${name}`);
+    const values = rows.slice(0, MAX_VALUES_PER_SOURCE).map((r) => r.v);
     report.sources++;
     report.values += values.length;
-    report.hits.push(...(await checkValues(ch, `analytics.${table}.${name}`, values)));
+    const scanned = report.scanned.find((x) => x.source === `analytics.${table}`);
+    if (scanned) (scanned.columns++, (scanned.values += values.length));
+    report.hits.push(...(await checkValues(ctx, `analytics.${table}.${name}`, values)));
   }
   report.hits.push(...(await rareLabelHits(ch, opts)));
   return report;
 }
 
-/** Dataset exports: CSV (with a header), NDJSON, or Parquet. */
-export async function scanFile(ch: ClickHouseClient, path: string): Promise<ScanReport> {
-  const byColumn = path.endsWith('.parquet') ? await parquetColumns(path) : textColumns(path);
-  const report: ScanReport = { sources: 0, values: 0, hits: [] };
-  for (const [column, set] of byColumn) {
+/** What billing knows now: the live identifiers a scan compares against. */
+export async function liveIdentifierCounts(ch: ClickHouseClient): Promise<Omit<ComparedAgainst, 'erased'>> {
+  const [row] = await queryRows(
+    ch,
+    z.object({ accounts: z.coerce.number(), resources: z.coerce.number(), raw: z.coerce.number() }),
+    `SELECT (SELECT uniqExact(account_id) FROM billing.usage_hourly) AS accounts,
+            (SELECT uniqExact(resource_id) FROM billing.usage_hourly) AS resources,
+            (SELECT count() FROM billing.samples_raw) AS raw`,
+  );
+  return { liveAccounts: row?.accounts ?? 0, liveResources: row?.resources ?? 0, rawSampleRows: row?.raw ?? 0 };
+}
+
+/** Dataset and account exports: CSV (with a header), NDJSON, a JSON document (.json), or Parquet. */
+export async function scanFile(ch: ClickHouseClient, path: string, opts: Pick<ScanOptions, 'erased'> = {}): Promise<ScanReport> {
+  const read = path.endsWith('.parquet') ? await parquetColumns(path) : textColumns(path);
+  const ctx: CheckContext = { ch, ...(opts.erased ? { erased: opts.erased } : {}) };
+  const report: ScanReport = { sources: 0, values: 0, hits: [], scanned: [], truncatedColumns: [] };
+  const scanned: ScannedSource = { source: path, rows: read.records, bytes: statSync(path).size, columns: read.byColumn.size, values: 0 };
+  report.scanned.push(scanned);
+  for (const [column, set] of read.byColumn) {
     const values = [...set];
+    if (read.truncated.has(column)) report.truncatedColumns.push(`${path}:${column}`);
     report.sources++;
     report.values += values.length;
-    report.hits.push(...(await checkValues(ch, `${path}:${column}`, values)));
+    scanned.values += values.length;
+    report.hits.push(...(await checkValues(ctx, `${path}:${column}`, values)));
   }
   return report;
 }
 
-function addValue(byColumn: Map<string, Set<string>>, column: string, value: unknown): void {
-  if (typeof value !== 'string' || value === '') return;
-  let set = byColumn.get(column);
-  if (!set) byColumn.set(column, (set = new Set()));
-  if (set.size < MAX_VALUES_PER_SOURCE) set.add(value);
+interface ReadColumns {
+  byColumn: Map<string, Set<string>>;
+  truncated: Set<string>;
+  records: number;
 }
 
-function textColumns(path: string): Map<string, Set<string>> {
-  const byColumn = new Map<string, Set<string>>();
-  const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '');
+function addValue(read: ReadColumns, column: string, value: unknown): void {
+  if (typeof value !== 'string' || value === '') return;
+  let set = read.byColumn.get(column);
+  if (!set) read.byColumn.set(column, (set = new Set()));
+  if (set.size < MAX_VALUES_PER_SOURCE) set.add(value);
+  else if (!set.has(value)) read.truncated.add(column);
+}
+
+/**
+ * Every string inside a JSON value, by its path (`samples[].resource_id`,
+ * `samples[].attributes.zone`): an account export nests its rows, and an identifier three
+ * levels down is as much a leak as one at the top. Depth is bounded (JSON.parse already
+ * refused anything absurd); object keys are values too (a Map column's keys).
+ */
+function addJson(read: ReadColumns, column: string, value: unknown, depth = 0): void {
+  if (depth > 32) return;
+  if (Array.isArray(value)) for (const v of value) addJson(read, `${column}[]`, v, depth + 1);
+  else if (value !== null && typeof value === 'object') {
+    read.records++;
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      const path = column === '' ? k : `${column}.${k}`;
+      addValue(read, `${column === '' ? '' : column + '.'}(keys)`, k);
+      addJson(read, path, v, depth + 1);
+    }
+  } else addValue(read, column === '' ? '(value)' : column, value);
+}
+
+function textColumns(path: string): ReadColumns {
+  const read: ReadColumns = { byColumn: new Map(), truncated: new Set(), records: 0 };
+  const text = readFileSync(path, 'utf8');
+  if (path.endsWith('.json')) {
+    addJson(read, '', JSON.parse(text));
+    return read;
+  }
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
   if (path.endsWith('.csv')) {
     const header = splitCsvLine(lines[0] ?? '');
-    for (const line of lines.slice(1)) splitCsvLine(line).forEach((v, i) => addValue(byColumn, header[i] ?? `#${i}`, v));
+    for (const line of lines.slice(1)) {
+      read.records++;
+      splitCsvLine(line).forEach((v, i) => addValue(read, header[i] ?? `#${i}`, v));
+    }
   } else {
-    for (const line of lines) for (const [k, v] of Object.entries(JSON.parse(line) as Record<string, unknown>)) addValue(byColumn, k, v);
+    for (const line of lines) {
+      const before = read.records;
+      addJson(read, '', JSON.parse(line));
+      if (read.records === before) read.records++; // a line that is not an object is a record too
+    }
   }
-  return byColumn;
+  return read;
 }
 
 function splitCsvLine(line: string): string[] {
@@ -241,11 +370,14 @@ function splitCsvLine(line: string): string[] {
   return out;
 }
 
-async function parquetColumns(path: string): Promise<Map<string, Set<string>>> {
+async function parquetColumns(path: string): Promise<ReadColumns> {
   const { parquetReadObjects } = await import('hyparquet');
   const buf = readFileSync(path);
   const file = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
-  const byColumn = new Map<string, Set<string>>();
-  for (const row of await parquetReadObjects({ file })) for (const [k, v] of Object.entries(row)) addValue(byColumn, k, v);
-  return byColumn;
+  const read: ReadColumns = { byColumn: new Map(), truncated: new Set(), records: 0 };
+  for (const row of await parquetReadObjects({ file })) {
+    read.records++;
+    for (const [k, v] of Object.entries(row)) addValue(read, k, v);
+  }
+  return read;
 }

@@ -1,4 +1,4 @@
-/** The privacy team's API: access/portability export, erasure, termination, the audit trail. */
+/** The privacy team's API: access/portability export, erasure and its status, reinstatement, termination, the audit trail. */
 import { Readable } from 'node:stream';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
@@ -10,7 +10,8 @@ import { sendError } from '../lib/http-errors.js';
 import { fromClickHouseDateTime, timeBoundSchema, toIso } from '../lib/time.js';
 import type { ErasureJob, RedisKeys } from '../schemas/queues.js';
 import { textField } from '../schemas/text.js';
-import { erasureStatus, requestErasure } from '../domain/erasure-requests.js';
+import { erasureStatus, isBeingErased, requestErasure } from '../domain/erasure-requests.js';
+import { reinstateAccount } from '../domain/erased-identifiers.js';
 import { exportAccountCsv, exportAccountJson } from './account-export.js';
 import { parseAccountParam, terminateAccount } from '../domain/accounts.js';
 import { queryIssues } from './routes.js';
@@ -76,6 +77,31 @@ export function registerPrivacyRoutes(app: FastifyInstance, deps: PrivacyRouteDe
     if (!status) return sendError(reply, 404, 'not_found', 'no such erasure request (statuses are kept 90 days)');
     return { request_id: req.params.id, ...status };
   });
+
+  // After an erasure ingest refuses the account's samples (`account_erased`) so that a
+  // forgotten agent cannot silently re-create it; the privacy team lifts that here.
+  app.post<{ Params: { account: string }; Querystring: unknown }>(
+    '/v1/accounts/:account/reinstate',
+    { preHandler: deps.keys.require('privacy') },
+    async (req, reply) => {
+      const checked = parseAccountParam(req.params.account);
+      if ('error' in checked) return sendError(reply, 400, 'invalid_account', checked.error);
+      const q = noQuerySchema.safeParse(req.query);
+      if (!q.success) return sendError(reply, 400, 'invalid_query', queryIssues(q.error));
+      const { account } = checked;
+      if (await isBeingErased(deps.redis, deps.redisKeys, account)) {
+        return sendError(reply, 409, 'erasure_in_progress', 'the account is being erased; reinstate it once its erasure is done');
+      }
+      const expiry = await reinstateAccount(deps.redis, deps.redisKeys, account, Date.now());
+      if (expiry === undefined) return sendError(reply, 404, 'not_erased', 'the account is not on the erased list (never erased, already reinstated, or its fingerprint expired): its samples are accepted');
+      return {
+        account,
+        reinstated: true,
+        was_refused_until: new Date(expiry).toISOString(),
+        message: 'samples for the account are accepted again and billed from zero; the erased data stays erased',
+      };
+    },
+  );
 
   app.post<{ Params: { account: string } }>(
     '/v1/accounts/:account/terminate',

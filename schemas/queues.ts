@@ -101,8 +101,13 @@ export function redisKeys(prefix: string) {
     producerUntracked: `${prefix}:producer-untracked`,
     /** SET of accounts being erased: ingest refuses their samples until it is done. */
     erasing: `${prefix}:erasing`,
-    /** HASH per erasure request: status and timings (no account id once done). */
+    /** HASH per erasure request: the account, status, step times and what was removed (kept 90 days). */
     erasureRequest: (id: string) => `${prefix}:erasure:${id}`,
+    /** Erased identifiers as one-way fingerprints (domain/erased-identifiers.ts says what must hold). */
+    erasedKey: `${prefix}:erased:key`,
+    erasedAccounts: `${prefix}:erased:accounts`,
+    erasedIdentifiers: `${prefix}:erased:identifiers`,
+    erasedDropped: `${prefix}:erased:dropped`,
     /** Rows the engine refused for good, apart from their written batch (lib/quarantine.ts says what must hold). */
     quarantineMeta: `${prefix}:quarantine-meta`,
     quarantineRows: `${prefix}:quarantine-rows`,

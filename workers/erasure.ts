@@ -7,6 +7,10 @@
  * Order, and why nothing of the account survives:
  *   1. mark the account as being erased: ingest refuses its samples from now on, so no
  *      new row for it can enter the queue;
+ *   1b. fingerprint what is about to go (domain/erased-identifiers.ts): the account's
+ *      resource ids, one-way, before any row is deleted, so a retried attempt still finds
+ *      them; and note the billing periods its rows fall in (a closed period's export
+ *      changes: the status records it against the period);
  *   2. scrub the batch queue: rewrite every waiting, delayed, failed or completed job that
  *      holds the account's rows without them, take its rows out of the quarantine, and
  *      wait for active jobs to finish;
@@ -29,8 +33,12 @@
  *      retry resumes the wait. A mutation that keeps failing is reported with its reason;
  *   4. check that no row is left (a job that was already active in step 2 may have
  *      written after step 3 began) and repeat 2–3 if one is;
- *   5. unmark the account. It can be billed again from zero: new batches get new
- *      deduplication tokens, so no checksum of the old data can swallow them.
+ *   5. in one MULTI, put the account's fingerprint on the erased list and unmark it:
+ *      ingest then refuses its samples with `account_erased` (never silently re-creating
+ *      it) until the privacy team reinstates it or the fingerprint expires. Reinstated, it
+ *      is billed from zero: new batches get new deduplication tokens, so no checksum of the
+ *      old data can swallow them.
+ * Every step's finishing time and every count removed go into the request's status.
  *
  * What this rests on: rounds hold the rollup lock for their whole length (a holder that
  * stalls past LOCK_MS without renewing could overlap the barrier; the check in step 4
@@ -43,7 +51,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { ERASING_CHECK_MS, erasureDone, erasureFailed, erasureStarted } from '../domain/erasure-requests.js';
+import {
+  ERASING_CHECK_MS,
+  erasureDone,
+  erasureFailed,
+  erasureNoted,
+  erasureRemoved,
+  erasureStarted,
+  erasureStepDone,
+  periodTouchedSchema,
+  type PeriodTouched,
+  type RemovedCounter,
+} from '../domain/erasure-requests.js';
+import { DEFAULT_FINGERPRINT_MONTHS, ensureFingerprintKey, ERASED_LIMITS, fingerprint, recordErasedIdentifiers, type FingerprintKey } from '../domain/erased-identifiers.js';
+import { addMonthsUtc } from '../domain/accounts.js';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
 import { release } from '../domain/ledger.js';
 import { eraseFromQuarantine } from '../domain/quarantine.js';
@@ -58,6 +79,15 @@ export const SOURCE_TABLES = ['billing.samples_raw', 'billing.accounts'] as cons
 export const AGGREGATE_TABLES = ['billing.usage_hourly', 'billing.adjustments_hourly'] as const;
 /** Billing tables that hold an account_id: everything erasure must reach. */
 export const ACCOUNT_TABLES = [...SOURCE_TABLES, ...AGGREGATE_TABLES] as const;
+/** The status counter each table's removed rows are reported under. */
+const TABLE_COUNTERS: Record<(typeof ACCOUNT_TABLES)[number], RemovedCounter> = {
+  'billing.samples_raw': 'raw_samples',
+  'billing.accounts': 'lifecycle',
+  'billing.usage_hourly': 'hourly_usage',
+  'billing.adjustments_hourly': 'adjustments',
+};
+/** Billing periods listed in a status at most (an account's usage spans a few years at most). */
+const MAX_PERIODS_REPORTED = 240;
 
 const ACTIVE_WAIT_MS = 60_000;
 const MAX_PASSES = 5;
@@ -73,40 +103,117 @@ export interface ErasureDeps {
   log: Logger;
   /** Bound of one attempt's wait for a mutation (default MUTATION_WAIT_MS). */
   mutationWaitMs?: number;
+  /** How long the erased fingerprints are kept (AUDIT_RETENTION_MONTHS; default 24, policy §8). */
+  fingerprintMonths?: number;
 }
 
 export function createErasureProcessor(deps: ErasureDeps) {
   return async function erase(job: Pick<Job<ErasureJob>, 'data'>): Promise<{ passes: number }> {
     const { requestId, account } = payloadOf(QUEUE_NAMES.erasure, job.data);
-    await erasureStarted(deps.redis, deps.keys, requestId, account);
+    const { redis, keys } = deps;
+    await erasureStarted(redis, keys, requestId, account);
+    // Made before the wait: by the time the account is listed as erased, every ingest
+    // process has read the key and checks the list on each batch.
+    const fpKey = await ensureFingerprintKey(redis, keys);
     await sleep(ERASING_CHECK_MS + 500); // every ingest process now refuses the account's samples
+    await erasureStepDone(redis, keys, requestId, 'samples_refused');
     let passes = 0;
     try {
+      const expiresAtMs = addMonthsUtc(Date.now(), deps.fingerprintMonths ?? DEFAULT_FINGERPRINT_MONTHS);
+      await fingerprintIdentifiers(deps, requestId, account, fpKey, expiresAtMs);
+      await notePeriods(deps, requestId, account);
+      await erasureStepDone(redis, keys, requestId, 'identifiers_fingerprinted');
       do {
         passes++;
-        const { scrubbed, removed } = await scrubQueue(deps.batchQueue, account);
+        const scrub = await scrubQueue(deps.batchQueue, account);
         // A removed job will never be written: its in-flight mark must not hold back
         // `complete` or the rollup's fold watermark until the reconciler notices.
-        for (const batchId of removed) await release(deps.redis, deps.keys, batchId);
+        for (const batchId of scrub.removed) await release(redis, keys, batchId);
         await waitForActiveJobs(deps.batchQueue, account);
         // After the active jobs: one of them may have quarantined rows of the account.
-        const quarantined = await eraseFromQuarantine(deps.redis, deps.keys, account);
-        if (quarantined > 0) deps.log.info({ requestId, rows: quarantined }, 'erasure removed quarantined rows');
+        const quarantined = await eraseFromQuarantine(redis, keys, account);
+        await recordIdentifiers(deps, requestId, fpKey, scrub.resourceIds, expiresAtMs);
+        await erasureRemoved(redis, keys, requestId, {
+          queued_jobs: scrub.queuedJobs,
+          queued_rows: scrub.queuedRows,
+          dead_letter_jobs: scrub.deadLetterJobs,
+          dead_letter_rows: scrub.deadLetterRows,
+          quarantined_rows: quarantined,
+        });
+        await erasureStepDone(redis, keys, requestId, 'queue_scrubbed');
         // Sources, barrier, aggregates (see the header): the rollup lock is held for an
         // instant, never across a mutation.
-        for (const table of SOURCE_TABLES) await deleteAccountRows(deps, table, account);
+        for (const table of SOURCE_TABLES) await deleteCounted(deps, requestId, table, account);
+        await erasureStepDone(redis, keys, requestId, 'sources_deleted');
         await underRollupLock(deps, async () => undefined);
-        for (const table of AGGREGATE_TABLES) await deleteAccountRows(deps, table, account);
-        deps.log.info({ requestId, pass: passes, jobsScrubbed: scrubbed }, 'erasure pass done');
+        for (const table of AGGREGATE_TABLES) await deleteCounted(deps, requestId, table, account);
+        await erasureStepDone(redis, keys, requestId, 'aggregates_deleted');
+        deps.log.info({ requestId, pass: passes, jobsScrubbed: scrub.queuedJobs + scrub.deadLetterJobs }, 'erasure pass done');
       } while ((await remainingRows(deps.ch, account)) > 0 && passes < MAX_PASSES);
       if ((await remainingRows(deps.ch, account)) > 0) throw new Error(`rows of the account remain after ${MAX_PASSES} passes`);
-      await erasureDone(deps.redis, deps.keys, requestId, account, passes);
+      await erasureStepDone(redis, keys, requestId, 'verified');
+      await erasureDone(redis, keys, requestId, account, passes, { fingerprint: fingerprint(fpKey, account), expiresAtMs });
       return { passes };
     } catch (err) {
-      await erasureFailed(deps.redis, deps.keys, requestId, (err as Error).message);
+      await erasureFailed(redis, keys, requestId, (err as Error).message);
       throw err;
     }
   };
+}
+
+async function deleteCounted(deps: ErasureDeps, requestId: string, table: (typeof ACCOUNT_TABLES)[number], account: string): Promise<void> {
+  const removed = await deleteAccountRows(deps, table, account);
+  await erasureRemoved(deps.redis, deps.keys, requestId, { [TABLE_COUNTERS[table]]: removed });
+}
+
+/** The account's resource ids in billing, fingerprinted before they are deleted (bounded). */
+async function fingerprintIdentifiers(deps: ErasureDeps, requestId: string, account: string, key: FingerprintKey, expiresAtMs: number): Promise<void> {
+  const union = ACCOUNT_TABLES.filter((t) => t !== 'billing.accounts')
+    .map((t) => `SELECT resource_id FROM ${t} WHERE account_id = {account:String}`)
+    .join(' UNION DISTINCT ');
+  const rows = await queryRows(deps.ch, z.object({ resource_id: z.string() }), `SELECT resource_id FROM (${union}) LIMIT {limit:UInt32}`, {
+    account,
+    limit: ERASED_LIMITS.identifiersPerErasure + 1,
+  });
+  await recordIdentifiers(deps, requestId, key, rows.map((r) => r.resource_id), expiresAtMs);
+}
+
+async function recordIdentifiers(deps: ErasureDeps, requestId: string, key: FingerprintKey, ids: Iterable<string>, expiresAtMs: number): Promise<void> {
+  const { recorded, omitted, dropped } = await recordErasedIdentifiers(deps.redis, deps.keys, key, ids, expiresAtMs);
+  if (recorded + omitted + dropped === 0) return;
+  // Recording is idempotent (same key, same fingerprint): the status keeps the largest count seen.
+  const h = await deps.redis.hmget(deps.keys.erasureRequest(requestId), 'fp:identifiers', 'fp:omitted');
+  const fields: Record<string, string> = {
+    'fp:identifiers': String(Math.max(Number(h[0] ?? 0), recorded)),
+    'fp:omitted': String(Math.max(Number(h[1] ?? 0), omitted)),
+  };
+  await erasureNoted(deps.redis, deps.keys, requestId, fields);
+  if (dropped > 0) await deps.redis.hincrby(deps.keys.erasureRequest(requestId), 'fp:dropped', dropped);
+}
+
+/**
+ * The billing periods the account's rows fall in, with each period's state, noted before
+ * the rows go (kept from the first attempt that saw them): erasing from a closed period
+ * changes its export, and this is where that is recorded.
+ */
+async function notePeriods(deps: ErasureDeps, requestId: string, account: string): Promise<void> {
+  const rows = await queryRows(
+    deps.ch,
+    periodTouchedSchema,
+    `WITH touched AS (
+       SELECT toStartOfMonth(hour) AS p, count() AS u, 0 AS a FROM billing.usage_hourly WHERE account_id = {account:String} GROUP BY p
+       UNION ALL
+       SELECT billed_period AS p, 0 AS u, count() AS a FROM billing.adjustments_hourly WHERE account_id = {account:String} GROUP BY p
+     ),
+     states AS (SELECT period, toString(status) AS status FROM billing.periods FINAL)
+     SELECT formatDateTime(t.p, '%Y-%m') AS period, if(s.status = '', 'open', s.status) AS status, sum(t.u) AS usage_rows, sum(t.a) AS adjustment_rows
+     FROM touched AS t LEFT JOIN states AS s ON s.period = t.p
+     GROUP BY t.p, s.status ORDER BY t.p LIMIT {limit:UInt32}
+     SETTINGS join_use_nulls = 0`,
+    { account, limit: MAX_PERIODS_REPORTED },
+  );
+  if (rows.length === 0) return;
+  await deps.redis.hsetnx(deps.keys.erasureRequest(requestId), 'periods', JSON.stringify(rows satisfies PeriodTouched[]));
 }
 
 async function remainingRows(ch: ClickHouseClient, account: string): Promise<number> {
@@ -122,19 +229,22 @@ async function remainingRows(ch: ClickHouseClient, account: string): Promise<num
  * unhex('<hex>'), which system.mutations shows as written: finding "this account's
  * mutation" needs no escaping rules, and the condition stays a deterministic literal.
  */
-export async function deleteAccountRows(deps: Pick<ErasureDeps, 'ch' | 'log' | 'mutationWaitMs'>, table: string, account: string): Promise<void> {
+export async function deleteAccountRows(deps: Pick<ErasureDeps, 'ch' | 'log' | 'mutationWaitMs'>, table: string, account: string): Promise<number> {
   const { ch } = deps;
   const predicate = `account_id = unhex('${Buffer.from(account, 'utf8').toString('hex').toUpperCase()}')`;
+  // Rows this call's own mutation removes (0 when it waits for an earlier attempt's).
+  let removed = 0;
   if ((await unfinishedMutations(ch, table, predicate)).length === 0) {
     const [row] = await queryRows(ch, z.object({ n: z.coerce.number() }), `SELECT count() AS n FROM ${table} WHERE ${predicate}`);
-    if (Number(row?.n ?? 0) === 0) return;
+    removed = Number(row?.n ?? 0);
+    if (removed === 0) return 0;
     // Returns once the mutation is queued: the wait below is ours, bounded, and resumable.
     await ch.command({ query: `ALTER TABLE ${table} DELETE WHERE ${predicate}`, clickhouse_settings: { mutations_sync: '0' } });
   }
   const deadline = Date.now() + (deps.mutationWaitMs ?? MUTATION_WAIT_MS);
   for (;;) {
     const pending = await unfinishedMutations(ch, table, predicate);
-    if (pending.length === 0) return;
+    if (pending.length === 0) return removed;
     if (Date.now() > deadline) {
       // A failure reason may be transient (the engine retries a mutation by itself): it is
       // reported only once the wait is over, for an operator to judge (KILL MUTATION).
@@ -168,46 +278,74 @@ async function underRollupLock(deps: ErasureDeps, task: () => Promise<void>): Pr
   }
 }
 
-/** Rewrites every not-active batch job that holds the account's rows. Returns how many, and the removed ones. */
-async function scrubQueue(queue: Queue<BatchJob>, account: string): Promise<{ scrubbed: number; removed: string[] }> {
-  let scrubbed = 0;
-  const removed: string[] = [];
-  const states = ['waiting', 'delayed', 'prioritized', 'failed', 'completed', 'waiting-children'] as const;
-  for (let start = 0; ; start += 500) {
-    const jobs = await queue.getJobs([...states], start, start + 499);
-    if (jobs.length === 0) break;
-    for (const job of jobs) {
-      if (!job?.data?.accounts?.includes(account)) continue;
-      const kept = withoutAccount(job.data, account);
-      if (kept) await job.updateData(kept);
-      else {
-        await job.remove();
-        removed.push(job.data.batchId);
+interface ScrubResult {
+  queuedJobs: number;
+  queuedRows: number;
+  deadLetterJobs: number;
+  deadLetterRows: number;
+  /** Batches whose job was removed whole (their in-flight marks go). */
+  removed: string[];
+  /** Resource ids of the rows taken out, for the fingerprint list (bounded by the caller). */
+  resourceIds: Set<string>;
+}
+
+/** Rewrites every not-active batch job that holds the account's rows; counts jobs and rows by kind. */
+async function scrubQueue(queue: Queue<BatchJob>, account: string): Promise<ScrubResult> {
+  const out: ScrubResult = { queuedJobs: 0, queuedRows: 0, deadLetterJobs: 0, deadLetterRows: 0, removed: [], resourceIds: new Set() };
+  const scrubState = async (states: readonly ('waiting' | 'delayed' | 'prioritized' | 'failed' | 'completed' | 'waiting-children')[], deadLetters: boolean) => {
+    for (let start = 0; ; start += 500) {
+      const jobs = await queue.getJobs([...states], start, start + 499);
+      if (jobs.length === 0) break;
+      let removedHere = 0;
+      for (const job of jobs) {
+        if (!job?.data?.accounts?.includes(account)) continue;
+        const { kept, taken } = splitAccount(job.data, account);
+        for (const r of taken) if (out.resourceIds.size < ERASED_LIMITS.identifiersPerErasure) out.resourceIds.add(r);
+        if (kept) await job.updateData(kept);
+        else {
+          await job.remove();
+          out.removed.push(job.data.batchId);
+          removedHere++;
+        }
+        if (deadLetters) (out.deadLetterJobs++, (out.deadLetterRows += taken.length));
+        else (out.queuedJobs++, (out.queuedRows += taken.length));
       }
-      scrubbed++;
+      // A removed job shifts the pages after it: read this page again.
+      if (removedHere > 0) start -= removedHere;
+      if (jobs.length < 500) break;
     }
-    if (jobs.length < 500) break;
-  }
-  return { scrubbed, removed };
+  };
+  await scrubState(['waiting', 'delayed', 'prioritized', 'completed', 'waiting-children'], false);
+  await scrubState(['failed'], true);
+  return out;
 }
 
 /** The job without the account's rows, or undefined when nothing else is left. */
 export function withoutAccount(data: BatchJob, account: string): BatchJob | undefined {
+  return splitAccount(data, account).kept;
+}
+
+/** The job without the account's rows (undefined when nothing else is left), and the resource ids of the rows taken. */
+function splitAccount(data: BatchJob, account: string): { kept: BatchJob | undefined; taken: string[] } {
   const batch = batchJobSchema.parse(data);
-  const kept = batch.rows
+  const all = batch.rows
     .split('\n')
     .filter((line) => line.length > 0)
-    .map((line) => ({ line, row: decodeStoredRow(line, batch.rowFormat) }))
-    .filter(({ row }) => row.account_id !== account);
-  if (kept.length === 0) return undefined;
+    .map((line) => ({ line, row: decodeStoredRow(line, batch.rowFormat) }));
+  const kept = all.filter(({ row }) => row.account_id !== account);
+  const taken = all.filter(({ row }) => row.account_id === account).map(({ row }) => row.resource_id);
+  if (kept.length === 0) return { kept: undefined, taken };
   const lines = kept.map((k) => k.line);
   const hours = new Set(kept.map((k) => k.row.usage_hour));
   return {
-    ...batch,
-    rows: lines.join('\n') + '\n',
-    rowCount: lines.length,
-    hours: [...hours].sort((a, b) => a - b),
-    accounts: batch.accounts.filter((a) => a !== account),
+    kept: {
+      ...batch,
+      rows: lines.join('\n') + '\n',
+      rowCount: lines.length,
+      hours: [...hours].sort((a, b) => a - b),
+      accounts: batch.accounts.filter((a) => a !== account),
+    },
+    taken,
   };
 }
 
