@@ -124,6 +124,7 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
           metrics.collectorScrapes.set({ target, outcome: 'failure' }, t.failures);
           metrics.collectorSkipped.set({ target }, t.skippedSlots);
           metrics.collectorUnfilledGaps.set({ target }, t.unfilledGaps);
+          for (const outcome of ['filled', 'unfilled'] as const) metrics.collectorGapSeconds.set({ target, outcome }, t.gapSeconds[outcome]);
           metrics.collectorCounterResets.set({ target }, t.counterResets);
           for (const result of ['accepted', 'rejected', 'dropped'] as const) metrics.collectorDelivered.set({ target, result }, t.samples[result]);
         }

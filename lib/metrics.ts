@@ -41,6 +41,12 @@ export function createMetrics() {
     collectorScrapes: new Gauge({ name: 'um_collector_scrapes', help: 'Scrapes of a pull target since start, by outcome', labelNames: ['target', 'outcome'], registers: [registry] }),
     collectorSkipped: new Gauge({ name: 'um_collector_skipped_slots', help: 'Scrape slots skipped because the previous scrape of the target was still running', labelNames: ['target'], registers: [registry] }),
     collectorUnfilledGaps: new Gauge({ name: 'um_collector_unfilled_gaps', help: 'Gaps in a target\'s series that could not be filled since start', labelNames: ['target'], registers: [registry] }),
+    collectorGapSeconds: new Gauge({
+      name: 'um_collector_gap_seconds',
+      help: 'Seconds of missed scrapes of a pull target since start: filled (gauge readings held across them; those samples say estimated="held") or unfilled (not billed)',
+      labelNames: ['target', 'outcome'],
+      registers: [registry],
+    }),
     collectorCounterResets: new Gauge({ name: 'um_collector_counter_resets', help: 'Counter resets seen in a target\'s series since start', labelNames: ['target'], registers: [registry] }),
     collectorDelivered: new Gauge({ name: 'um_collector_samples_delivered', help: 'Samples of a pull target handed to ingest since start, by result (accepted, rejected, dropped)', labelNames: ['target', 'result'], registers: [registry] }),
     deadLetters: new Gauge({ name: 'um_dead_letter_batches', help: 'Batch jobs that ran out of attempts and wait for a replay (usage-meter dead-letters)', registers: [registry] }),

@@ -5,7 +5,7 @@ import type { KeyRing } from '../lib/auth.js';
 import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { sendError } from '../lib/http-errors.js';
 import { z } from 'zod';
-import { API_TIME_MAX_MS, API_TIME_MIN_MS, toIso } from '../lib/time.js';
+import { API_TIME_MAX_MS, API_TIME_MIN_MS, fromClickHouseDateTime, toIso } from '../lib/time.js';
 import type { RedisKeys } from '../schemas/queues.js';
 import { parseAccountParam } from '../domain/accounts.js';
 import { accountCompleteness } from '../domain/ledger.js';
@@ -111,7 +111,8 @@ function periodsOverlapping(fromMs: number, toMs: number, states: readonly Perio
     out.push({
       period: periodLabel(p),
       status,
-      ...(status === 'closed' && state?.closed_at ? { closed_at: state.closed_at, export_sha256: state.export_sha256 } : {}),
+      // The engine prints closed_at without a zone; the API speaks RFC 3339 with Z.
+      ...(status === 'closed' && state?.closed_at ? { closed_at: toIso(fromClickHouseDateTime(state.closed_at)), export_sha256: state.export_sha256 } : {}),
     });
   }
   return out;

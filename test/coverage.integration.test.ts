@@ -44,10 +44,42 @@ describe('coverage and producer gaps', () => {
     // Independent arithmetic: two spans of 6 h; vm-gappy lacks 1 h + 30 min of them.
     const expected = 2 * 6 * 3600;
     const covered = expected - 3600 - 1800;
+    // Pushed samples carry no provenance mark: every covered second was measured.
     expect(res.body.metrics).toEqual([
-      { metric: 'cpu', series: 2, covered_s: String(covered), expected_s: String(expected), coverage: (covered / expected).toFixed(4), gap_hours: 2 },
+      {
+        metric: 'cpu', series: 2, covered_s: String(covered), measured_s: String(covered), held_s: '0', expected_s: String(expected),
+        coverage: (covered / expected).toFixed(4), coverage_measured: (covered / expected).toFixed(4), gap_hours: 2,
+      },
     ]);
     expect((await p.get(`/v1/accounts/acct-cov/coverage?period=13-2026`)).status).toBe(400);
+  });
+
+  it('counts seconds a producer marked held apart from measured ones, and bills them the same', async () => {
+    // One resource, hour 0 of t0: 5-minute memory windows; the windows ending at minutes
+    // 20 and 25 were held by the producer across its missed readings, the rest measured.
+    const held = new Set([20, 25]);
+    const samples = [];
+    for (let m = 5; m <= 60; m += 5) {
+      samples.push({
+        id: `mem-${m}`, account_id: 'acct-held', resource_id: 'vm-h', resource_type: 'vm', region: 'eu-west-1', metric: 'memory',
+        value: 1024, ts: t0 + m * 60_000, interval_s: 300, ...(held.has(m) ? { estimated: 'held' } : {}),
+      });
+    }
+    // A copy of a measured window marked held later is a duplicate: the first copy counts.
+    samples.push({ ...samples[0]!, id: 'mem-5-again', estimated: 'held' });
+    expect((await p.post(samples)).status).toBe(202);
+    await p.waitIdle();
+    const cov = await p.get(`/v1/accounts/acct-held/coverage?period=${label}`);
+    const heldS = held.size * 300;
+    expect(cov.body.metrics).toEqual([
+      {
+        metric: 'memory', series: 1, covered_s: '3600', measured_s: String(3600 - heldS), held_s: String(heldS), expected_s: '3600',
+        coverage: '1.0000', coverage_measured: ((3600 - heldS) / 3600).toFixed(4), gap_hours: 0,
+      },
+    ]);
+    // The bill counts held seconds like measured ones: 12 windows × 300 s × 1024 bytes.
+    const usage = await p.get(`/v1/accounts/acct-held/usage?from=${t0}&to=${t0 + HOUR}`);
+    expect(usage.body.rows).toEqual([expect.objectContaining({ metric: 'memory', base_total: String(12 * 300 * 1024) })]);
   });
 
   it('tracks each producer\'s missing batch numbers until they arrive', async () => {

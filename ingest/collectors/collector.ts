@@ -21,7 +21,7 @@ import { Outbox } from './outbox.js';
 import { parsePrometheusText, PromParseError } from './prometheus-text.js';
 import { windowsToSamples, type WindowOwner } from './samples.js';
 import { fetchExposition, ScrapeError } from './scrape.js';
-import { TargetStatusBook, type EventCounts, type TargetStatus } from './target-status.js';
+import { gapSecondsOf, TargetStatusBook, type EventCounts, type GapSeconds, type TargetStatus } from './target-status.js';
 import { displayUrl, type ResolvedTarget } from './targets.js';
 
 export type { TargetHealth, TargetStatus } from './target-status.js';
@@ -52,6 +52,8 @@ export interface ScrapeReport {
   resources: number;
   unmapped: UnmappedResource[];
   events: EventCounts;
+  /** Seconds of missed scrapes this scrape bridged with held gauge readings, or left unbilled. */
+  gapSeconds?: GapSeconds;
 }
 
 interface TargetRuntime {
@@ -211,12 +213,12 @@ export class PullCollector {
           return reading;
         }),
       );
-      const { windows, events } = this.tracker.observe(target.id, slotMs, readings);
+      const { windows, events } = this.tracker.observe(target.id, slotMs, readings, { intervalMs: target.interval_s * 1000 });
       const { samples, unrepresentable } = windowsToSamples({ mappingRef: rt.mappingRef, targetId: target.id }, owners, windows);
       rt.outbox.push(samples);
 
       for (const e of events) report.events[e.type] = (report.events[e.type] ?? 0) + 1;
-      Object.assign(report, { ok: true, samples: samples.length, resources: mapped.resources.length, unmapped: mapped.unmapped });
+      Object.assign(report, { ok: true, samples: samples.length, resources: mapped.resources.length, unmapped: mapped.unmapped, gapSeconds: gapSecondsOf(events) });
       rt.status.succeeded({ ...report, notes: mapped.notes, unrepresentable }, Date.now() - started);
     } catch (err) {
       const error = err instanceof ScrapeError ? err : new ScrapeError('internal', `internal error: ${String((err as Error)?.message ?? err).slice(0, 200)}`);

@@ -21,6 +21,13 @@
  *   gauge value is held over it. Windows longer than 3600 s (the wire format's maximum) are
  *   cut at UTC hour boundaries; a counter's increase is shared out in proportion to time,
  *   in exact integers, the remainder going to the last piece.
+ * - **Held is marked.** A counter's increase over a gap is measured (only its placement in
+ *   hours is proportional). A gauge's is not: given the scrape interval, the part of its
+ *   window before the last interval is a held reading, so it goes out as its own window
+ *   marked `estimated: 'held'` (and a `held` event says how long). The cut never moves
+ *   usage to another billing hour: where the last interval starts in an earlier hour than
+ *   its piece ends, the whole piece is marked held instead (overstating held time by less
+ *   than one interval, never understating it).
  * - **Long gaps.** Past `counterMaxGapS` (default 7 days) a counter is re-baselined rather
  *   than spread over days it cannot place. Past `gaugeMaxGapS` (default 1 hour) a gauge is
  *   not extrapolated: a host that was unreachable that long may have been down, and a gauge
@@ -31,7 +38,8 @@
  *
  * Values are tracked as integers in `scale` units (micro-vCPU-seconds, bytes) so sums are exact.
  */
-import { HOUR_MS } from '../../lib/time.js';
+import { HOUR_MS, usageHourOf } from '../../lib/time.js';
+import type { Estimation } from '../../schemas/sample.js';
 
 export interface SeriesReading {
   /** Unique within its group. */
@@ -59,6 +67,8 @@ export interface UsageWindow {
   /** Usage in `scale` units: a counter's increase, or a gauge's level over the window. */
   units: bigint;
   scale: number;
+  /** Set when the value was not measured over this window: a gauge held across missed scrapes. */
+  estimated?: Estimation;
 }
 
 export type TrackerEvent =
@@ -67,6 +77,7 @@ export type TrackerEvent =
   | { type: 'new_series'; key: string; series: string }
   | { type: 'invalid'; key: string; series?: string; reason: string }
   | { type: 'gap_not_filled'; key: string; gapS: number }
+  | { type: 'held'; key: string; heldS: number }
   | { type: 'stale'; key: string };
 
 export interface TrackerOptions {
@@ -74,6 +85,14 @@ export interface TrackerOptions {
   counterMaxGapS?: number;
   /** Longest gap a gauge value is held over; beyond it that window is not billed. */
   gaugeMaxGapS?: number;
+}
+
+export interface ObserveOptions {
+  /**
+   * The scrape interval. A gauge window longer than this spans missed scrapes: its part
+   * before the last interval is marked held. Without it nothing is marked.
+   */
+  intervalMs?: number;
 }
 
 export interface ObserveResult {
@@ -110,7 +129,7 @@ export class UsageTracker {
    * the usage windows they close. Groups absent from `readings` keep their state: when they
    * come back, their window spans the absence.
    */
-  observe(scope: string, slotMs: number, readings: readonly GroupReading[]): ObserveResult {
+  observe(scope: string, slotMs: number, readings: readonly GroupReading[], opts: ObserveOptions = {}): ObserveResult {
     if (!Number.isInteger(slotMs / 1000)) throw new RangeError('slotMs must fall on a whole second');
     let state = this.scopes.get(scope);
     if (!state) this.scopes.set(scope, (state = { groups: new Map(), series: new Map() }));
@@ -122,7 +141,7 @@ export class UsageTracker {
         continue;
       }
       if (g.kind === 'counter') this.counter(state, g, group, slotMs, out);
-      else this.gauge(state, g, group, slotMs, out);
+      else this.gauge(state, g, group, slotMs, out, opts.intervalMs);
     }
     this.evict(state, slotMs);
     return out;
@@ -185,7 +204,7 @@ export class UsageTracker {
     state.groups.set(g.key, { lastSlotMs: slotMs });
   }
 
-  private gauge(state: ScopeState, g: GroupReading, group: GroupState | undefined, slotMs: number, out: ObserveResult): void {
+  private gauge(state: ScopeState, g: GroupReading, group: GroupState | undefined, slotMs: number, out: ObserveResult, intervalMs?: number): void {
     let level = 0n;
     for (const s of g.series) {
       const units = toUnits(s.value, g.scale);
@@ -205,9 +224,20 @@ export class UsageTracker {
     } else if (slotMs - group.lastSlotMs > this.gaugeMaxGapMs) {
       out.events.push({ type: 'gap_not_filled', key: g.key, gapS: (slotMs - group.lastSlotMs) / 1000 });
     } else {
+      // Before this instant the reading is held across missed scrapes; after it, measured.
+      const measuredFrom = intervalMs !== undefined && slotMs - group.lastSlotMs > intervalMs ? slotMs - intervalMs : group.lastSlotMs;
+      let heldMs = 0;
       for (const [a, b] of splitWindow(group.lastSlotMs, slotMs)) {
-        out.windows.push({ key: g.key, startMs: a, endMs: b, units: level, scale: g.scale });
+        for (const piece of splitHeld(a, b, measuredFrom)) {
+          const w: UsageWindow = { key: g.key, startMs: piece.startMs, endMs: piece.endMs, units: level, scale: g.scale };
+          if (piece.held) {
+            w.estimated = 'held';
+            heldMs += piece.endMs - piece.startMs;
+          }
+          out.windows.push(w);
+        }
       }
+      if (heldMs > 0) out.events.push({ type: 'held', key: g.key, heldS: heldMs / 1000 });
     }
     state.groups.set(g.key, { lastSlotMs: slotMs });
   }
@@ -218,6 +248,20 @@ export class UsageTracker {
     for (const [k, g] of state.groups) if (g.lastSlotMs < horizon) state.groups.delete(k);
     for (const [k, s] of state.series) if (s.seenMs < horizon) state.series.delete(k);
   }
+}
+
+/**
+ * One piece (start, end] of a gauge window, cut where the held part ends (`measuredFrom`):
+ * held before it, measured after it. Cut only when both parts stay in the billing hour
+ * the piece is billed in; otherwise the piece is held whole (see "Held is marked").
+ */
+function splitHeld(startMs: number, endMs: number, measuredFrom: number): Array<{ startMs: number; endMs: number; held: boolean }> {
+  if (measuredFrom <= startMs) return [{ startMs, endMs, held: false }];
+  if (measuredFrom >= endMs || usageHourOf(measuredFrom) !== usageHourOf(endMs)) return [{ startMs, endMs, held: true }];
+  return [
+    { startMs, endMs: measuredFrom, held: true },
+    { startMs: measuredFrom, endMs, held: false },
+  ];
 }
 
 function toUnits(value: number, scale: number): bigint | undefined {

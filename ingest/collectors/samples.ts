@@ -58,6 +58,7 @@ export function windowsToSamples(
       interval_s: (w.endMs - w.startMs) / 1000,
     };
     if (Object.keys(identity.attributes).length > 0) sample.attributes = { ...identity.attributes };
+    if (w.estimated) sample.estimated = w.estimated; // provenance travels to the raw row
     samples.push(sample);
   }
   return { samples, unrepresentable };

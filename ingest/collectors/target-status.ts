@@ -34,16 +34,41 @@ export interface TargetStatus {
   counterResets: number;
   invalidReadings: number;
   unfilledGaps: number;
+  /**
+   * Seconds of missed scrapes since start: `filled` ones were bridged by holding gauge
+   * readings (those samples say `estimated: "held"`), `unfilled` ones were not billed.
+   */
+  gapSeconds: GapSeconds;
   samples: DeliveryCounters & { produced: number; pending: number };
 }
 
 export type EventCounts = Partial<Record<TrackerEvent['type'], number>>;
+
+export interface GapSeconds {
+  filled: number;
+  unfilled: number;
+}
+
+/**
+ * A scrape's gap seconds from its tracker events. Every group of a target shares its
+ * scrape schedule, so one missed stretch shows in each group: the target's figure is the
+ * longest of its groups', not their sum.
+ */
+export function gapSecondsOf(events: readonly TrackerEvent[]): GapSeconds {
+  const out: GapSeconds = { filled: 0, unfilled: 0 };
+  for (const e of events) {
+    if (e.type === 'held') out.filled = Math.max(out.filled, e.heldS);
+    else if (e.type === 'gap_not_filled') out.unfilled = Math.max(out.unfilled, e.gapS);
+  }
+  return out;
+}
 
 export interface ScrapeSuccess {
   resources: number;
   unmapped: readonly UnmappedResource[];
   samples: number;
   events: EventCounts;
+  gapSeconds?: GapSeconds;
   notes: readonly string[];
   /** Windows too large to write exactly on the wire, skipped. */
   unrepresentable: number;
@@ -52,7 +77,8 @@ export interface ScrapeSuccess {
 const LOG_EVERY_NTH_FAILURE = 10;
 
 export class TargetStatusBook {
-  private readonly s: Omit<TargetStatus, 'samples'> & { produced: number };
+  private readonly s: Omit<TargetStatus, 'samples' | 'gapSeconds'> & { produced: number };
+  private readonly gaps: GapSeconds = { filled: 0, unfilled: 0 };
   private readonly loggedNotes = new Set<string>();
 
   constructor(
@@ -90,7 +116,8 @@ export class TargetStatusBook {
     const ev = r.events;
     if (ev.reset) this.log('info', { series: ev.reset }, 'counter reset: usage since the restart is billed');
     if (ev.invalid) this.log('warn', { readings: ev.invalid }, 'invalid readings skipped (NaN, infinite or negative)');
-    if (ev.gap_not_filled) this.log('warn', { groups: ev.gap_not_filled }, 'gap too long to fill: those groups re-baselined');
+    if (ev.gap_not_filled) this.log('warn', { groups: ev.gap_not_filled, gap_s: r.gapSeconds?.unfilled }, 'gap too long to fill: those groups re-baselined');
+    if (ev.held) this.log('info', { groups: ev.held, held_s: r.gapSeconds?.filled }, 'missed scrapes filled by holding gauge readings: those samples are marked estimated=held');
     if (r.unrepresentable > 0) this.log('warn', { windows: r.unrepresentable }, 'usage windows too large to send exactly were skipped');
     s.health = 'up';
     s.lastSuccessAt = this.now();
@@ -101,6 +128,8 @@ export class TargetStatusBook {
     s.counterResets += ev.reset ?? 0;
     s.invalidReadings += ev.invalid ?? 0;
     s.unfilledGaps += ev.gap_not_filled ?? 0;
+    this.gaps.filled += r.gapSeconds?.filled ?? 0;
+    this.gaps.unfilled += r.gapSeconds?.unfilled ?? 0;
     s.produced += r.samples;
   }
 
@@ -122,7 +151,7 @@ export class TargetStatusBook {
 
   snapshot(delivery: DeliveryCounters, pending: number): TargetStatus {
     const { produced, ...rest } = this.s;
-    return { ...rest, ...(rest.lastError ? { lastError: { ...rest.lastError } } : {}), samples: { produced, ...delivery, pending } };
+    return { ...rest, ...(rest.lastError ? { lastError: { ...rest.lastError } } : {}), gapSeconds: { ...this.gaps }, samples: { produced, ...delivery, pending } };
   }
 
   private log(level: 'info' | 'warn', fields: Record<string, unknown>, msg: string): void {
