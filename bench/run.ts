@@ -52,6 +52,9 @@ Options:
   --export-queries N      exports per scale (default 10; stops after 60 s with ≥ 3)
   --stages LIST           micro,engine,e2e,latency,history (default all)
   --no-native             skip the chdb rawInsert comparison (1b)
+  --ingest-processes N    stages 2-4: producers post to N separate \`start --role ingest\`
+                          processes (HTTP, validation, enqueueing), the engine's process
+                          keeps the workers and the API (default 0: one process)
   --quiet-threshold C     before each round wait until other work on the machine uses
                           at most C cores (default 0.3) …
   --quiet-max-wait S      … for at most S seconds (default 60), then measure anyway
@@ -78,6 +81,7 @@ const { values: v } = parseArgs({
     'export-queries': { type: 'string', default: '10' },
     stages: { type: 'string', default: 'micro,engine,e2e,latency,history' },
     'no-native': { type: 'boolean', default: false },
+    'ingest-processes': { type: 'string', default: '0' },
     'quiet-threshold': { type: 'string', default: '0.3' },
     'quiet-max-wait': { type: 'string', default: '60' },
     'work-dir': { type: 'string' },
@@ -106,6 +110,7 @@ const scales = v.scales.split(',').filter(Boolean).map((s) => num('scales', s, 1
 const stages = new Set(v.stages.split(',').map((s) => s.trim()));
 const workloads = v['latency-workloads'].split(',').map((s) => s.trim()).filter((s): s is Workload => ['live', 'steady', 'replay'].includes(s));
 const maxServerRssMB = num('max-server-rss-gb', v['max-server-rss-gb'], 0.5) * 1024;
+const ingestProcesses = num('ingest-processes', v['ingest-processes'], 0);
 const historyRollup = v['history-rollup'] === 'product' ? 'product' : 'sql';
 
 quietSettings.thresholdCores = num('quiet-threshold', v['quiet-threshold'], 0);
@@ -167,7 +172,7 @@ try {
   }
   if (stages.has('e2e')) {
     log(`2 end to end: ${samples.toLocaleString('en')} samples (${e2eSpec.hours} h of the demo fleet), ${concurrency} connections, ${rounds} rounds`);
-    const e2e = await runE2e({ spec: e2eSpec, rounds, concurrency, runId, workDir, keepData: v['keep-data'], maxServerRssMB, log });
+    const e2e = await runE2e({ spec: e2eSpec, rounds, concurrency, ingestProcesses, runId, workDir, keepData: v['keep-data'], maxServerRssMB, log });
     results.e2e = { ...e2e, e2eHours: e2eSpec.hours };
   }
   if (stages.has('latency')) {
@@ -179,7 +184,7 @@ try {
       log(`3+4 latency and freshness [${workload}] at ${Math.round(rate).toLocaleString('en')} samples/s for ${latencySeconds} s, ${n} rounds`);
       results.latency[workload] = await runLatency({
         workload, steadyMinutes: num('steady-minutes', v['steady-minutes'], 0), rate, seconds: latencySeconds, rounds: n,
-        runId, workDir, keepData: v['keep-data'], maxServerRssMB, log,
+        runId, workDir, keepData: v['keep-data'], maxServerRssMB, ingestProcesses, log,
       });
     }
   }

@@ -37,11 +37,11 @@ export interface E2eSummary {
   rounds: RoundResult[];
 }
 
-export async function runE2e(o: { spec: WorkloadSpec; rounds: number; concurrency: number; runId: string; workDir: string; keepData: boolean; maxServerRssMB: number; log: (s: string) => void }): Promise<E2eSummary> {
+export async function runE2e(o: { spec: WorkloadSpec; rounds: number; concurrency: number; ingestProcesses?: number; runId: string; workDir: string; keepData: boolean; maxServerRssMB: number; log: (s: string) => void }): Promise<E2eSummary> {
   const rounds: RoundResult[] = [];
   for (let r = 1; r <= o.rounds; r++) {
     const res = await runRound({
-      runId: o.runId, name: `e2e-${r}`, spec: o.spec, mode: 'max', concurrency: o.concurrency, probe: false,
+      runId: o.runId, name: `e2e-${r}`, spec: o.spec, mode: 'max', concurrency: o.concurrency, probe: false, ingestProcesses: o.ingestProcesses ?? 0,
       workDir: o.workDir, keepData: o.keepData, maxServerRssMB: o.maxServerRssMB, idleTimeoutMs: 20 * 60_000, log: o.log,
     });
     rounds.push(res);

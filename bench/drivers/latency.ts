@@ -45,12 +45,12 @@ export interface LatencySummary {
 
 export type Workload = 'live' | 'steady' | 'replay';
 
-export async function runLatency(o: { workload: Workload; steadyMinutes: number; rate: number; seconds: number; rounds: number; runId: string; workDir: string; keepData: boolean; maxServerRssMB: number; log: (s: string) => void }): Promise<LatencySummary> {
+export async function runLatency(o: { workload: Workload; steadyMinutes: number; rate: number; seconds: number; rounds: number; runId: string; workDir: string; keepData: boolean; maxServerRssMB: number; ingestProcesses?: number; log: (s: string) => void }): Promise<LatencySummary> {
   const rounds: RoundResult[] = [];
   for (let r = 1; r <= o.rounds; r++) {
     const steady = o.workload === 'steady';
     const res = await runRound({
-      runId: o.runId, name: `${o.workload}-${r}`, mode: 'rate', rate: o.rate, concurrency: 1, probe: true,
+      runId: o.runId, name: `${o.workload}-${r}`, mode: 'rate', rate: o.rate, concurrency: 1, probe: true, ingestProcesses: o.ingestProcesses ?? 0,
       // The spec is made once the prefill is done: its `ts` must follow the clock from then on.
       spec: () => (o.workload === 'replay' ? replaySpecForItems(Math.round(o.rate * o.seconds), 1000) : liveSpec(o.rate, o.seconds, 1000)),
       workDir: o.workDir, keepData: o.keepData, maxServerRssMB: o.maxServerRssMB, log: o.log,

@@ -30,7 +30,7 @@ interface Probe {
   seenAt?: number;
 }
 
-export function startFreshnessProbe(o: { url: string; producerKey: string; billingKey: string; account: string; everyMs: number; pollPauseMs: number }) {
+export function startFreshnessProbe(o: { url: string; /** Where it posts (default `url`). */ ingestUrl?: string; producerKey: string; billingKey: string; account: string; everyMs: number; pollPauseMs: number }) {
   const probes: Probe[] = [];
   const pollMs: number[] = [];
   let pollErrors = 0;
@@ -44,7 +44,7 @@ export function startFreshnessProbe(o: { url: string; producerKey: string; billi
       id: p.id, account_id: o.account, resource_id: p.id, resource_type: 'vm', region: 'eu-west-1',
       metric: 'cpu', value: 1, ts: Date.now(), interval_s: 1,
     }]);
-    const res = await fetch(`${o.url}/v1/samples`, {
+    const res = await fetch(`${o.ingestUrl ?? o.url}/v1/samples`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${o.producerKey}` },
       body,

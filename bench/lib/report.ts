@@ -1,5 +1,5 @@
 /**
- * Turns the stage results into the verdicts (PASS / MISS per target in issue 6, with the
+ * Turns the stage results into the verdicts (PASS / MISS per target in issues 6 and 13, with the
  * measured figure and the bottleneck the numbers point at) and a short Markdown table.
  */
 import type { EngineSummary } from '../drivers/engine.js';
@@ -109,9 +109,9 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
   }
   if (eng && r.engineNative && has(r.engineNative.rowsPerS)) {
     b.push(
-      `Insert path: @clickhouse/client exec → chdb concatenates the NDJSON into the SQL text and parses it on one thread ` +
-        `(${fmt(eng.rowsPerS.median)} rows/s, ${fmt(eng.cpuUsPerRow.median, 1)} CPU-µs/row); chdb's own rawInsert of the same bytes ` +
-        `(zero-copy, parallel parser) did ${fmt(r.engineNative.rowsPerS.median)} rows/s at ${fmt(r.engineNative.cpuUsPerRow.median, 1)} CPU-µs/row ` +
+      `Insert path: the product's insertNdjson (embedded: chdb's own insert of the payload bytes, the client's exec path only to report a refusal's error type) ` +
+        `(${fmt(eng.rowsPerS.median)} rows/s, ${fmt(eng.cpuUsPerRow.median, 1)} CPU-µs/row); chdb's rawInsert called directly on the same bytes ` +
+        `did ${fmt(r.engineNative.rowsPerS.median)} rows/s at ${fmt(r.engineNative.cpuUsPerRow.median, 1)} CPU-µs/row ` +
         `(×${fmt(r.engineNative.rowsPerS.median / eng.rowsPerS.median, 2)}).`,
     );
   }
@@ -136,11 +136,13 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
       bottleneck: e2eWhy,
     });
   }
-  if (e2e && eng) {
-    const ratio = e2e.samplesPerS.median / eng.rowsPerS.median;
+  // Issue 13 measures against the engine's own native insert of the same rows (1b).
+  const native = r.engineNative && has(r.engineNative.rowsPerS) ? r.engineNative : eng;
+  if (e2e && native) {
+    const ratio = e2e.samplesPerS.median / native.rowsPerS.median;
     t.push({
-      target: 'End-to-end ≥ 0.5 × engine raw insert rate (same run)',
-      measured: `${fmt(ratio, 2)} × (${fmt(e2e.samplesPerS.median)} / ${fmt(eng.rowsPerS.median)} rows/s)`,
+      target: `End-to-end ≥ 0.5 × the engine's ${native === eng ? 'insert through the product path (1b not run)' : 'native insert (chdb rawInsert, 1b)'} of the same rows (same run)`,
+      measured: `${fmt(ratio, 2)} × (${fmt(e2e.samplesPerS.median)} / ${fmt(native.rowsPerS.median)} rows/s)`,
       status: verdict(ratio >= 0.5),
       bottleneck: e2eWhy,
     });
@@ -151,7 +153,7 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
       // µs per sample × 1,000 samples a request = ms per request.
       const perRequestMs = r.micro ? r.micro.cpuUsPerSample.json_parse.median + r.micro.cpuUsPerSample.accept_total.median : Number.NaN;
       t.push({
-        target: `p99 ingest (202) latency ≤ 50 ms at ½ max load [${label(l)}, ${fmt(l.offeredRatePerS)} samples/s offered]`,
+        target: `p99 ingest (202) latency ≤ 50 ms at ½ max load, first 5 s included [${label(l)}, ${fmt(l.offeredRatePerS)} samples/s offered]`,
         measured: `p99 ${fmtSpread(l.ingestP99Ms, 0, ' ms')} (${fmt(l.ingestP99AfterWarmupMs.median)} ms without the first 5 s), p50 ${fmt(l.ingestP50Ms.median)} ms`,
         status: verdict(l.ingestP99Ms.median <= 50),
         bottleneck: l.ingestP99Ms.median <= 50 ? '' :
@@ -160,12 +162,12 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
           `${(l.rounds[0]?.loadgen.p99ByWindowMs ?? []).map((x) => fmt(x)).join(' → ')} ms); server ${fmt(l.serverAvgCoresBusy.median, 2)} cores busy, other work ${fmt(l.othersBusyCores.median, 2)}`,
       });
       t.push({
-        target: `p99 freshness (202 → visible in usage API) ≤ 2 s [${label(l)}]`,
+        target: `p99 freshness (202 → visible in usage API) ≤ 1 s [${label(l)}]`,
         measured: `p99 ${fmtSpread(l.freshnessP99Ms, 0, ' ms')}, p50 ${fmt(l.freshnessP50Ms.median)} ms; p50 by third of the run ${l.freshnessP50ByThirdMs.map((x) => fmt(x)).join(' → ')} ms` +
           (l.freshnessNotVisible.median > 0 ? `; ${fmt(l.freshnessNotVisible.median)} probes never visible (counted at the moment the wait ended)` : '') +
           l.aborted.map((a) => `; ${a.round} ABORTED: ${a.reason}; the product logged ${a.loggedErrors.map((e) => `${e.count}× "${e.message}"`).join(', ') || 'nothing'}`).join(''),
-        status: verdict(l.freshnessP99Ms.median <= 2000 && l.freshnessNotVisible.median === 0),
-        bottleneck: l.freshnessP99Ms.median <= 2000 ? '' :
+        status: verdict(l.freshnessP99Ms.median <= 1000 && l.freshnessNotVisible.median === 0),
+        bottleneck: l.freshnessP99Ms.median <= 1000 ? '' :
           `a sample is visible once its batch is written and the next rollup round (every ROLLUP_INTERVAL_MS) folds it in: fold rounds took ` +
           `${fmt(l.foldRoundMs.median)} ms on average, ${fmt(l.rollupHours.median)} whole-hour recomputations; all of it queues with inserts and reads in the single chdb session; ` +
           `usage API p99 under this load ${fmt(l.usageApiP99Ms.median)} ms`,
@@ -181,7 +183,7 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
     const growth = top.accountQueryMs.p50 / first.accountQueryMs.p50;
     const dataGrowth = top.storedSamples / first.storedSamples;
     t.push({
-      target: 'Account 30-day usage p99 ≤ 20 ms at ≥ 100M stored samples',
+      target: 'Account 30-day usage p99 ≤ 20 ms at ≥ 100M stored samples (on an idle pipeline; issue 13 asks it under half-load ingest too, which stage 5 does not run)',
       measured: `p99 ${fmt(top.accountQueryMs.p99, 1)} ms at ${millions(top.storedSamples)} samples` + (at100m ? '' : ' (100M not run: pass --scales …,1e8)'),
       status: at100m ? verdict(top.accountQueryMs.p99 <= 20) : 'NOT MEASURED',
       bottleneck:
@@ -202,7 +204,8 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
   const peak = peaks.length ? Math.max(...peaks) : Number.NaN;
   if (e2e) {
     t.push({
-      target: 'Peak RSS of the all-in-one process ≤ 1.5 GB at full load',
+      target: "Peak RSS of the engine's process ≤ 1.5 GB at full load",
+      // Every other process's peak is in the figures table (load generator, separate ingest processes).
       measured: `${fmtSpread(e2e.serverPeakRssMB, 0, ' MB')} at max load (stage 2)` +
         [live, steady, replay].filter((x): x is LatencySummary => !!x).map((x) => `; ${fmt(x.serverPeakRssMB.max)} MB [${label(x)}]`).join(''),
       status: verdict(peak <= 1536),
@@ -230,13 +233,14 @@ export function markdown(r: BenchResults): string {
   const row = (n: string, k: string, v: string) => lines.push(`| ${n} | ${k} | ${v} |`);
   if (r.engine) {
     row('1', 'engine limit: insertNdjson, 10k-row batches, rows/s', fmtSpread(r.engine.rowsPerS));
-    if (r.engineNative) row('1b', 'same rows via chdb rawInsert (not the product path), rows/s', fmtSpread(r.engineNative.rowsPerS));
+    if (r.engineNative) row('1b', "same rows via chdb rawInsert called directly (the engine's native insert), rows/s", fmtSpread(r.engineNative.rowsPerS));
     if (r.engineSmall) row('1d', `same rows via insertNdjson in ${fmt(r.engineSmall.rowsPerInsert)}-row inserts (the worker's size), rows/s`, fmtSpread(r.engineSmall.rowsPerS));
     if (r.engine.rollupRowsPerS) row('1c', 'rollupHour once per hour, raw rows/s', fmtSpread(r.engine.rollupRowsPerS));
   }
   if (r.e2e) {
     row('2', `end to end, ${fmt(r.e2e.samples)} samples, first POST → complete, samples/s`, fmtSpread(r.e2e.samplesPerS));
     if (r.engine) row('2b', 'ratio end to end / engine limit', fmt(r.e2e.samplesPerS.median / r.engine.rowsPerS.median, 2));
+    if (r.engineNative) row('2g', "ratio end to end / the engine's native insert (1b)", fmt(r.e2e.samplesPerS.median / r.engineNative.rowsPerS.median, 2));
     row('2c', 'acknowledged (202) rate at max load, samples/s', fmtSpread(r.e2e.ackRatePerS));
     row('2d', 'drain after the last 202 until complete, s', fmtSpread(r.e2e.drainSeconds, 1));
     if (r.e2e.analyticsLagSeconds) row('2f', 'analytics caught up after complete (not counted in 2), s', fmtSpread(r.e2e.analyticsLagSeconds, 1));
@@ -254,7 +258,9 @@ export function markdown(r: BenchResults): string {
     row('5', `${millions(h.storedSamples)} stored: rollupHour of one ${fmt(h.samplesPerHour)}-sample hour p50, ms`, fmt(h.rollupHourMs.p50));
   }
   if (r.e2e) {
-    row('6', 'peak RSS, all-in-one server at full load, MB', fmtSpread(r.e2e.serverPeakRssMB));
+    row('6', "peak RSS, the engine's process (all roles, or workers + API with --ingest-processes) at full load, MB", fmtSpread(r.e2e.serverPeakRssMB));
+    const ingestRss = r.e2e.rounds.flatMap((x) => (x.server.ingestProcesses ?? []).map((p) => p.peakRssMB));
+    if (ingestRss.length) row('6', `peak RSS, each separate ingest process (${r.e2e.rounds[0]?.server.ingestProcesses?.length ?? 0}), MB`, fmtSpread(spread(ingestRss)));
     row('6', 'peak RSS, load generator (holds its pre-built bodies), MB', fmtSpread(r.e2e.loadgenPeakRssMB));
     row('6', 'peak Redis memory growth during the run, MB', fmtSpread(r.e2e.redisPeakDeltaMB));
   }
@@ -265,7 +271,7 @@ export function markdown(r: BenchResults): string {
   if (r.engine) row('7', 'CPU-µs/row: ClickHouse insert (whole process) / rollup pass', `${fmt(r.engine.cpuUsPerRow.median, 1)} / ${fmt(r.engine.rollupCpuUsPerRow?.median ?? Number.NaN, 1)}`);
   if (r.e2e) row('7', 'CPU-µs/sample: server process end to end (all stages)', `${fmtSpread(r.e2e.serverCpuUsPerSample, 1)}; ${parts(r.e2e.serverCpuUsPerSampleByPart)}`);
   lines.push('');
-  lines.push('## Targets (issue 6)');
+  lines.push('## Targets (issues 6 and 13)');
   lines.push('');
   lines.push('| status | target | measured | bottleneck |');
   lines.push('|---|---|---|---|');

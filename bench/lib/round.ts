@@ -42,6 +42,8 @@ export interface RoundOptions {
   maxServerRssMB: number;
   /** Fill the current hour with this many minutes at this rate before the product starts. */
   prefill?: { ratePerS: number; minutes: number; loadSeconds: number };
+  /** Producers post to this many separate `--role ingest` processes (0: the product's own port). */
+  ingestProcesses?: number;
   log: (s: string) => void;
 }
 
@@ -69,6 +71,8 @@ export interface RoundResult {
     exitCode: number | null;
     /** Errors the product logged during the round, by message, with counts. */
     loggedErrors: Array<{ count: number; message: string }>;
+    /** Separate ingest processes (--ingest-processes): CPU and peak RSS of each, included in the figures above (RSS: not). */
+    ingestProcesses: Array<{ cpuUsPerSample: number; peakRssMB: number }>;
   };
   /** Cores busy on the whole machine, used by the shared Redis, and by anything not ours. */
   machine: { busyCores: number; redisCores: number; othersBusyCores: number; quiet: QuietCheck };
@@ -135,7 +139,10 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
   }
   const redisPid = await localRedisPid();
   const quiet = await beforeRound(o.log, redisPid ? [redisPid] : []);
-  const server = await startProduct({ dataDir, prefix });
+  const server = await startProduct({ dataDir, prefix, ingestProcesses: o.ingestProcesses ?? 0 });
+  const ingestPids = server.ingest.map((p) => p.pid);
+  // Where producers post: the separate ingest process when there is one.
+  const ingestUrl = server.ingest[0]?.url ?? server.url;
   const keys = redisKeys(prefix);
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 2 });
   let aborted: string | undefined;
@@ -179,9 +186,10 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
     let watch: ProcessWatch | undefined;
     let threads0: Record<string, number> = {};
     let cpu0 = 0;
+    let ingestCpu0: number[] = [];
     let probe: ReturnType<typeof startFreshnessProbe> | undefined;
     const spec = typeof o.spec === 'function' ? o.spec() : o.spec;
-    const args = ['--url', server.url, '--key', server.keys.producer, '--spec', JSON.stringify(spec), '--mode', o.mode, '--concurrency', String(o.concurrency)];
+    const args = ['--url', ingestUrl, '--key', server.keys.producer, '--spec', JSON.stringify(spec), '--mode', o.mode, '--concurrency', String(o.concurrency)];
     if (o.rate) args.push('--rate', String(Math.round(o.rate)));
     const lg = runStage<LoadgenResult>('bench/stages/loadgen.ts', args, {
       timeoutMs: 30 * 60_000,
@@ -189,12 +197,14 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
         if (line.startsWith('START ')) {
           threads0 = threadCpuMs(server.pid);
           cpu0 = processCpuMs(server.pid);
+          ingestCpu0 = ingestPids.map((pid) => processCpuMs(pid));
           watch = new ProcessWatch({
+            ...Object.fromEntries(ingestPids.map((pid, i) => [`ingest${i}`, pid])),
             server: server.pid, loadgen: lg.child.pid as number, orchestrator: process.pid, ...(redisPid ? { redis: redisPid } : {}),
           }).start();
           if (o.probe) {
             probe = startFreshnessProbe({
-              url: server.url, producerKey: server.keys.producer, billingKey: server.keys.billing,
+              url: server.url, ingestUrl, producerKey: server.keys.producer, billingKey: server.keys.billing,
               account: `zz-marker-${prefix}`, everyMs: 200, pollPauseMs: 20,
             });
           }
@@ -228,7 +238,10 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
         return fallback;
       }
     };
-    const cpuMs = alive(() => processCpuMs(server.pid), last.cpuMs) - cpu0;
+    // The product's CPU: the engine's process and any separate ingest processes.
+    const ingestCpuMs = ingestPids.map((pid, i) => alive(() => processCpuMs(pid), 0) - (ingestCpu0[i] ?? 0));
+    const ingestPeakRssMB = ingestPids.map((pid) => alive(() => memStatus(pid).vmHWMkB / 1024, 0));
+    const cpuMs = alive(() => processCpuMs(server.pid), last.cpuMs) - cpu0 + ingestCpuMs.reduce((a, b) => a + b, 0);
     const byThread = diffThreadCpu(threads0, alive(() => threadCpuMs(server.pid), last.threads));
     const peakRssMB = alive(() => memStatus(server.pid).vmHWMkB / 1024, last.hwmMB);
     const w = watch?.stop();
@@ -257,6 +270,7 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
         stopMs: stopped.stopMs,
         exitCode: stopped.code,
         loggedErrors: loggedErrors(server.logFile),
+        ingestProcesses: ingestCpuMs.map((ms, i) => ({ cpuUsPerSample: (ms * 1000) / samples, peakRssMB: ingestPeakRssMB[i] ?? 0 })),
       },
       machine: {
         busyCores: w?.machineBusyCores ?? Number.NaN,

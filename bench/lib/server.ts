@@ -18,6 +18,11 @@ export interface ProductServer {
   dataDir: string;
   keys: { producer: string; billing: string };
   logFile: string;
+  /**
+   * With `ingestProcesses`: the separate `--role ingest` processes (no engine: HTTP,
+   * validation and enqueueing only) that producers post to instead of `url`.
+   */
+  ingest: Array<{ pid: number; url: string }>;
   /** SIGTERM, then wait for a graceful stop (SIGKILL after `timeoutMs`). */
   stop(timeoutMs?: number): Promise<{ code: number | null; stopMs: number }>;
   exited: Promise<number | null>;
@@ -37,59 +42,67 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startProduct(opts: { dataDir: string; prefix: string; env?: Record<string, string> }): Promise<ProductServer> {
+export async function startProduct(opts: { dataDir: string; prefix: string; env?: Record<string, string>; ingestProcesses?: number }): Promise<ProductServer> {
   mkdirSync(opts.dataDir, { recursive: true });
-  const port = await freePort();
   const keys = { producer: randomBytes(18).toString('base64url'), billing: randomBytes(18).toString('base64url') };
   const logFile = path.join(opts.dataDir, 'server.log');
-  const child = spawnTsx('cli/main.ts', ['start'], {
-    env: {
-      DATA_DIR: opts.dataDir,
-      KEY_PREFIX: opts.prefix,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      REDIS_URL,
-      API_KEYS: `producer:bench-producer:${keys.producer},billing:bench-billing:${keys.billing}`,
-      ...opts.env,
-    },
-  });
   const log = createWriteStream(logFile);
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = `http://127.0.0.1:${port}`;
-
-  const deadline = Date.now() + 120_000;
-  let ready = false;
-  while (!ready) {
-    if (child.exitCode !== null) throw new Error(`the product exited during start (code ${child.exitCode}); see ${logFile}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`the product was not ready within 120 s; see ${logFile}`);
-    }
-    ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
-    if (!ready) await sleep(100);
-  }
+  const env = {
+    DATA_DIR: opts.dataDir,
+    KEY_PREFIX: opts.prefix,
+    HOST: '127.0.0.1',
+    REDIS_URL,
+    API_KEYS: `producer:bench-producer:${keys.producer},billing:bench-billing:${keys.billing}`,
+    ...opts.env,
+  };
+  const main = await startProcess({ ...env, PORT: String(await freePort()) }, log, logFile);
+  // Extra ingest-only processes: the embedded engine stays in `main`, alone in its process.
+  const ingest: Array<Awaited<ReturnType<typeof startProcess>>> = [];
+  for (let i = 0; i < (opts.ingestProcesses ?? 0); i++) ingest.push(await startProcess({ ...env, ROLE: 'ingest', PORT: String(await freePort()) }, log, logFile));
   return {
-    pid: child.pid as number,
-    url,
+    pid: main.child.pid as number,
+    url: main.url,
     prefix: opts.prefix,
     dataDir: opts.dataDir,
     keys,
     logFile,
-    exited,
+    ingest: ingest.map((p) => ({ pid: p.child.pid as number, url: p.url })),
+    exited: main.exited,
     async stop(timeoutMs = 60_000) {
       const t0 = Date.now();
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-        await exited;
-        clearTimeout(timer);
+      // Ingest first (it stops taking batches), then the process that writes them.
+      for (const p of [...ingest, main]) {
+        if (p.child.exitCode === null) {
+          p.child.kill('SIGTERM');
+          const timer = setTimeout(() => p.child.kill('SIGKILL'), timeoutMs);
+          await p.exited;
+          clearTimeout(timer);
+        }
       }
       log.end();
-      return { code: child.exitCode, stopMs: Date.now() - t0 };
+      return { code: main.child.exitCode, stopMs: Date.now() - t0 };
     },
   };
+}
+
+async function startProcess(env: Record<string, string>, log: NodeJS.WritableStream, logFile: string) {
+  const child = spawnTsx('cli/main.ts', ['start'], { env });
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${env.PORT}`;
+  const deadline = Date.now() + 120_000;
+  let ready = false;
+  while (!ready) {
+    if (child.exitCode !== null) throw new Error(`the product (${env.ROLE ?? 'all'}) exited during start (code ${child.exitCode}); see ${logFile}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the product (${env.ROLE ?? 'all'}) was not ready within 120 s; see ${logFile}`);
+    }
+    ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+    if (!ready) await sleep(100);
+  }
+  return { child, url, exited };
 }
 
 /** Deletes every Redis key under `<prefix>:` (the product and BullMQ keep all theirs there). */
