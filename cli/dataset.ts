@@ -12,7 +12,8 @@ import { parseArgs } from 'node:util';
 import { DATASET_FORMATS, datasetCard, datasets, datasetStream, findDataset, resolveDatasetParams, type DataCard, type DatasetFormat } from '../queries/datasets/datasets.js';
 import { ConfigError, loadConfig } from '../schemas/config.js';
 import { settingsHelp, takeSettingFlags } from './settings-flags.js';
-import { STD_IO, TARGET_FLAGS, TARGET_OPTIONS, apiFetch, closeTarget, openTarget, parseParamFlags, progressBar, reportCliErrors, targetHelp, write, type CliIo } from './query.js';
+import { headerGetter, shapeHeaders } from '../queries/shaped-by/headers.js';
+import { STD_IO, TARGET_FLAGS, TARGET_OPTIONS, apiFetch, closeTarget, openTarget, parseParamFlags, printShapeFooter, progressBar, reportCliErrors, targetHelp, write, type CliIo } from './query.js';
 
 const HELP = `Usage: usage-meter dataset <name> --out FILE [--format parquet|csv] [--from T] [--to T]
                              [--validation-from T] [--split all|train|validation] [options]
@@ -134,6 +135,8 @@ export async function runDatasetCommand(argv: string[], io: CliIo = STD_IO): Pro
       }
       if (!values['no-card']) await writeFile(`${out}.card.json`, JSON.stringify(card, null, 2) + '\n');
       write(io.stderr, `${ds.name}: ${card.rows} rows, ${card.series} series, ${formatBytes(bytes)} of ${format} → ${out}${values['no-card'] ? '' : ` (card: ${out}.card.json)`}`);
+      // What shaped the file: k, suppression in its hours, and why it may be empty.
+      if (card.shaped_by) printShapeFooter(io, headerGetter(shapeHeaders(card.shaped_by, card.warnings ?? [])), card.warnings);
       return 0;
     } finally {
       await closeTarget(target);

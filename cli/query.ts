@@ -9,11 +9,12 @@ import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { openExistingEngine } from './data-dir.js';
-import { capacityQueries, describeQuery, findQuery, namedQueryCsv, resolveQueryParams, runNamedQuery, type NamedQuery } from '../queries/capacity/library.js';
+import { capacityQueries, describeQuery, findQuery, namedQueryCsv, namedQueryShape, namedQueryWarnings, resolveQueryParams, runNamedQuery, type NamedQuery } from '../queries/capacity/library.js';
+import { headerGetter, parseShapeHeaders, shapeHeaders } from '../queries/shaped-by/headers.js';
 import { describeParam } from '../queries/capacity/sql-file.js';
 import { ConfigError, loadConfig, type Config } from '../schemas/config.js';
 import { settingsHelp, takeSettingFlags } from './settings-flags.js';
-import { printTable } from './table.js';
+import { printTable, shapeFooter } from './table.js';
 
 // --- shared by the consumer commands ------------------------------------------------------
 
@@ -147,6 +148,18 @@ export function printRows(io: CliIo, rows: Record<string, unknown>[], format: 't
   else printTable(rows, (line) => write(io.stdout, line));
 }
 
+/**
+ * The footer of an analytics answer on stderr, from its X-Analytics-* and Warning headers
+ * (an HTTP response's, or those the in-process path derived); nothing when it has none.
+ */
+export function printShapeFooter(io: CliIo, get: (name: string) => string | null, bodyWarnings?: unknown): void {
+  const summary = parseShapeHeaders(get);
+  if (!summary) return;
+  // A JSON body's warnings were written once its rows were counted ("0 rows: …"): prefer them.
+  if (Array.isArray(bodyWarnings) && bodyWarnings.every((w) => typeof w === 'string')) summary.warnings = bodyWarnings;
+  for (const line of shapeFooter(summary)) write(io.stderr, line);
+}
+
 export async function pipeText(io: CliIo, body: AsyncIterable<Uint8Array | string>): Promise<void> {
   for await (const chunk of body) io.stdout.write(typeof chunk === 'string' ? chunk : Buffer.from(chunk));
 }
@@ -211,14 +224,28 @@ export async function runQueryCommand(argv: string[], io: CliIo = STD_IO): Promi
       if (target.kind === 'http') {
         const query = new URLSearchParams({ ...raw, ...(format === 'csv' ? { format: 'csv' } : {}) });
         const res = await apiFetch(target, `/v1/analytics/queries/${encodeURIComponent(q.name)}?${query.toString()}`);
+        let warnings: unknown;
         if (format === 'csv') await pipeText(io, res.body as unknown as AsyncIterable<Uint8Array>);
-        else printRows(io, ((await res.json()) as { rows: Record<string, unknown>[] }).rows, format);
+        else {
+          const body = (await res.json()) as { rows: Record<string, unknown>[]; warnings?: unknown };
+          printRows(io, body.rows, format);
+          warnings = body.warnings;
+        }
+        printShapeFooter(io, (name) => res.headers.get(name), warnings);
         return 0;
       }
       const params = resolveQueryParams(q, raw);
       if ('error' in params) throw new ConfigError(`${q.id}: ${params.error}`);
-      if (format === 'csv') await pipeText(io, await namedQueryCsv(target.ch, q, params));
-      else printRows(io, (await runNamedQuery(target.ch, q, params)).rows, format);
+      const k = target.config.K_ANONYMITY;
+      if (format === 'csv') {
+        const shape = await namedQueryShape(target.ch, q, params, { k });
+        await pipeText(io, await namedQueryCsv(target.ch, q, params));
+        printShapeFooter(io, headerGetter(shapeHeaders(shape, namedQueryWarnings(q, shape))));
+      } else {
+        const result = await runNamedQuery(target.ch, q, params, { k });
+        printRows(io, result.rows, format);
+        printShapeFooter(io, headerGetter(shapeHeaders(result.shaped_by, result.warnings)), result.warnings);
+      }
       return 0;
     } finally {
       await closeTarget(target);

@@ -7,7 +7,8 @@ import { parseArgs } from 'node:util';
 import { SandboxRefusal, SqlSandbox, openSandboxSession } from '../queries/sandbox/sandbox.js';
 import { ConfigError, analyticsCredentials } from '../schemas/config.js';
 import { settingsHelp, takeSettingFlags } from './settings-flags.js';
-import { CliError, STD_IO, TARGET_FLAGS, TARGET_OPTIONS, apiFetch, closeTarget, openTarget, outputFormat, parseParamFlags, pipeText, printRows, reportCliErrors, targetHelp, write, type CliIo } from './query.js';
+import { headerGetter } from '../queries/shaped-by/headers.js';
+import { CliError, STD_IO, TARGET_FLAGS, TARGET_OPTIONS, apiFetch, closeTarget, openTarget, outputFormat, parseParamFlags, pipeText, printRows, printShapeFooter, reportCliErrors, targetHelp, write, type CliIo } from './query.js';
 
 const HELP = `Usage: usage-meter sql "SELECT …" [--param name=value]… [--format table|csv|json] [options]
        usage-meter sql --file query.sql | usage-meter sql - < query.sql
@@ -53,16 +54,34 @@ export async function runSqlCommand(argv: string[], io: CliIo = STD_IO): Promise
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ sql, params, format: format === 'csv' ? 'csv' : 'json' }),
         });
+        let warnings: unknown;
         if (format === 'csv') await pipeText(io, res.body as unknown as AsyncIterable<Uint8Array>);
-        else printRows(io, ((await res.json()) as { rows: Record<string, unknown>[] }).rows, format);
+        else {
+          const body = (await res.json()) as { rows: Record<string, unknown>[]; warnings?: unknown };
+          printRows(io, body.rows, format);
+          warnings = body.warnings;
+        }
+        printShapeFooter(io, (name) => res.headers.get(name), warnings);
         return 0;
       }
       // Its own read-only session, on a server as the read-only analytics user (ConfigError
       // without its credentials: never the pipeline's user); the catalogue is read with the ordinary one.
-      const sandbox = new SqlSandbox({ session: await openSandboxSession(target.config, analyticsCredentials(target.config)), catalogClient: target.ch });
+      const sandbox = new SqlSandbox({
+        session: await openSandboxSession(target.config, analyticsCredentials(target.config)),
+        catalogClient: target.ch,
+        k: target.config.K_ANONYMITY,
+      });
       try {
-        if (format === 'csv') await pipeText(io, await sandbox.runCsv(sql, params));
-        else printRows(io, (await sandbox.run(sql, params)).rows, format);
+        // The same headers and body the API sends, so both paths print the same footer.
+        const out = await sandbox.stream(sql, params, format === 'csv' ? 'csv' : 'json');
+        let warnings: unknown;
+        if (format === 'csv') await pipeText(io, out.body);
+        else {
+          const body = JSON.parse(await text(out.body)) as { rows: Record<string, unknown>[]; warnings?: unknown };
+          printRows(io, body.rows, format);
+          warnings = body.warnings;
+        }
+        printShapeFooter(io, headerGetter(out.headers), warnings);
         return 0;
       } catch (err) {
         if (err instanceof SandboxRefusal) throw new CliError(`${err.code}: ${err.message}`);
@@ -74,6 +93,12 @@ export async function runSqlCommand(argv: string[], io: CliIo = STD_IO): Promise
       await closeTarget(target);
     }
   });
+}
+
+async function text(body: AsyncIterable<Uint8Array | string>): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk));
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 async function readSql(file: string | undefined, positionals: string[], io: CliIo): Promise<string> {

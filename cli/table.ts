@@ -1,4 +1,5 @@
 /** Plain aligned tables for terminal output; numbers right-aligned. */
+import type { ShapeSummary } from '../queries/shaped-by/headers.js';
 
 /**
  * A cell as the terminal should see it: control characters (an escape sequence stored in
@@ -23,4 +24,23 @@ export function printTable(rows: readonly Record<string, unknown>[], out: (s: st
   out(fmt(header));
   out('  ' + widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of cells) out(fmt(row));
+}
+
+/**
+ * The footer under an analytics answer (on stderr, so stdout stays the table, CSV or JSON
+ * alone): k, what k suppressed or generalized in the answer's hours, the history, and each
+ * warning on a line of its own. Built from the response headers (shaped-by/headers.ts),
+ * which the CLI also derives when it reads ClickHouse directly: one footer for both paths.
+ */
+export function shapeFooter(s: ShapeSummary): string[] {
+  const parts = [`k=${s.k ?? '?'}`];
+  if (s.resourceHours !== undefined) {
+    parts.push(`${s.suppressed ?? 0} of ${s.resourceHours} resource-hours suppressed, ${s.generalized ?? 0} generalized`);
+  }
+  const h = s.history;
+  if (h.hours !== undefined) {
+    const range = h.first ? ` (${h.first} to ${h.last})` : '';
+    parts.push(`history ${h.hours} h with data${range}${h.needs ? `, needs ${h.needs} h` : ''}`);
+  }
+  return [`-- ${parts.join(' · ')}`, ...s.warnings.map((w) => `-- warning: ${shown(w)}`)];
 }

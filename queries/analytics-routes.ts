@@ -5,9 +5,15 @@
  *   GET  /v1/analytics/queries              planner      the named queries and their parameters
  *   GET  /v1/analytics/queries/:name?…      planner      run one (JSON, or format=csv)
  *   POST /v1/analytics/sql                  planner      ad-hoc read-only SQL (sandbox/)
+ *   GET  /v1/analytics/tables               planner      the analytics tables and views, with columns
  *   GET  /v1/analytics/datasets             datascience  the training datasets
  *   GET  /v1/analytics/datasets/:name?…     datascience  one, as Parquet (default) or CSV, streamed
  *   GET  /v1/analytics/datasets/:name/card  datascience  its data card for the same parameters
+ *
+ * Every answer says what shaped it (shaped-by/): k, the resources its hours had generalized
+ * or suppressed, and the history it needs against the history there is. JSON answers carry
+ * it as `shaped_by` and `warnings`; every answer, streamed ones too, as X-Analytics-* and
+ * Warning headers (shaped-by/headers.ts).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
@@ -15,9 +21,12 @@ import type { KeyRing } from '../lib/auth.js';
 import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { sendError } from '../lib/http-errors.js';
 import type { Config } from '../schemas/config.js';
-import { capacityQueries, describeQuery, findQuery, namedQueryCsv, resolveQueryParams, runNamedQuery } from './capacity/library.js';
+import { capacityQueries, describeQuery, findQuery, namedQueryCsv, namedQueryShape, namedQueryWarnings, resolveQueryParams, runNamedQuery } from './capacity/library.js';
+import { listAnalyticsTables } from './analytics-tables.js';
+import { shapeHeaders } from './shaped-by/headers.js';
 import { describeParam } from './capacity/sql-file.js';
-import { DATASET_FORMATS, datasetCard, datasetFileName, datasets, datasetStream, describeDataset, findDataset, resolveDatasetParams, type DatasetFormat } from './datasets/datasets.js';
+import { DATASET_FORMATS, datasetCard, datasetFileName, datasets, datasetShape, datasetStream, describeDataset, findDataset, resolveDatasetParams, type DatasetFormat } from './datasets/datasets.js';
+import { shapeWarnings } from './shaped-by/warnings.js';
 import { QueryAbandoned, SandboxRefusal, SessionBusy, SqlSandbox, exceededLimit, openSandboxSession, type SandboxCredentials, type SandboxLimits } from './sandbox/sandbox.js';
 import { openSession, type ReaderSession } from './sandbox/session.js';
 
@@ -70,6 +79,7 @@ export function registerAnalyticsRoutes(app: FastifyInstance, deps: AnalyticsRou
     new SqlSandbox({
       session: await openSandboxSession(deps.config, deps.sandboxCredentials, deps.sandboxLimits),
       catalogClient: deps.ch,
+      k: deps.config.K_ANONYMITY,
       ...(deps.sandboxLimits ? { limits: deps.sandboxLimits } : {}),
     }),
   );
@@ -86,9 +96,15 @@ export function registerAnalyticsRoutes(app: FastifyInstance, deps: AnalyticsRou
     const params = resolveQueryParams(q, raw);
     if ('error' in params) return sendError(reply, 400, 'invalid_params', params.error, { params: q.params.map(describeParam) });
     const session = await reader();
+    const k = deps.config.K_ANONYMITY;
     try {
-      if (format === 'csv') return reply.type('text/csv; charset=utf-8').send(await session.run((ch) => namedQueryCsv(ch, q, params)));
-      return await session.run((ch) => runNamedQuery(ch, q, params));
+      if (format === 'csv') {
+        // The rows are streamed: the shape goes first, in the headers.
+        const { shape, body } = await session.run(async (ch) => ({ shape: await namedQueryShape(ch, q, params, { k }), body: await namedQueryCsv(ch, q, params) }));
+        return reply.headers(shapeHeaders(shape, namedQueryWarnings(q, shape))).type('text/csv; charset=utf-8').send(body);
+      }
+      const result = await session.run((ch) => runNamedQuery(ch, q, params, { k }));
+      return reply.headers(shapeHeaders(result.shaped_by, result.warnings)).send(result);
     } catch (err) {
       return tooBig(reply, err);
     }
@@ -119,11 +135,20 @@ export function registerAnalyticsRoutes(app: FastifyInstance, deps: AnalyticsRou
     try {
       const sb = await sandbox();
       const out = await sb.stream(sql, params, format, { signal: gone.signal });
-      return reply.type(out.contentType).send(out.body);
+      return reply.headers(out.headers).type(out.contentType).send(out.body);
     } catch (err) {
       if (err instanceof SandboxRefusal) return refuse(reply, err);
       if (err instanceof SessionBusy) return busy(reply, err);
       if (err instanceof QueryAbandoned) return sendError(reply, 499, 'client_closed', err.message); // nobody is listening
+      throw err;
+    }
+  });
+
+  app.get('/v1/analytics/tables', planner, async (_req, reply) => {
+    try {
+      return { database: 'analytics', tables: await (await reader()).run((ch) => listAnalyticsTables(ch)) };
+    } catch (err) {
+      if (err instanceof SessionBusy) return busy(reply, err);
       throw err;
     }
   });
@@ -140,12 +165,17 @@ export function registerAnalyticsRoutes(app: FastifyInstance, deps: AnalyticsRou
     if ('error' in params) return sendError(reply, 400, 'invalid_params', params.error, { params: ds.params.map(describeParam) });
     const card = `/v1/analytics/datasets/${ds.name}/card?${new URLSearchParams(raw as Record<string, string>).toString()}`;
     let stream;
+    let shape;
     try {
-      stream = await (await reader()).run((ch) => datasetStream(ch, ds, params, fmt));
+      ({ shape, stream } = await (await reader()).run(async (ch) => ({
+        shape: await datasetShape(ch, params, { k: deps.config.K_ANONYMITY }),
+        stream: await datasetStream(ch, ds, params, fmt),
+      })));
     } catch (err) {
       return tooBig(reply, err);
     }
     return reply
+      .headers(shapeHeaders(shape, shapeWarnings(shape)))
       .header('content-type', DATASET_FORMATS[fmt].contentType)
       .header('content-disposition', `attachment; filename="${datasetFileName(ds, params, fmt)}"`)
       .header('link', `<${card}>; rel="describedby"`)

@@ -6,6 +6,7 @@
 -- param from: DateTime = now-90d | first hour included (UTC)
 -- param to: DateTime = now | end of the range, exclusive
 -- param region: String? | only this region
+-- metrics: bandwidth_in, bandwidth_out
 WITH
 hourly AS (
     SELECT toStartOfMonth(hour) AS month, region, metric, hour, toFloat64(sum(total)) AS bytes

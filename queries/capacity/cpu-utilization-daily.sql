@@ -9,6 +9,7 @@
 -- param from: DateTime = now-30d | first hour included (UTC)
 -- param to: DateTime = now | end of the range, exclusive
 -- param region: String? | only this region
+-- metrics: cpu
 WITH
 hourly AS (
     -- Cells of one cohort that differ only in zone are summed: the cohort is the unit here.

@@ -8,6 +8,8 @@
 -- param as_of: DateTime = now | first forecast hour; history is what comes before it (UTC)
 -- param weeks: UInt32[1..8] = 2 | weeks of history averaged per hour of the week
 -- param region: String? | only this region
+-- needs: weeks+1 weeks before as_of
+-- metrics: metric
 WITH
 hourly AS (
     -- One metric (the WHERE): grouping by it too only carries it along for its unit.

@@ -6,6 +6,8 @@
 -- param to: DateTime = now | end of the later week, exclusive (UTC)
 -- param metric: Enum({{metric_names}})? | only this metric
 -- param limit: UInt32[1..1000] = 20 | how many cohorts
+-- needs: 14 days before to
+-- metrics: metric
 WITH
 weekly AS (
     SELECT region, resource_type, instance_type, metric,

@@ -7,6 +7,8 @@
 -- param from: DateTime = now-28d | first hour included (UTC)
 -- param to: DateTime = now | end of the range, exclusive
 -- param region: String? | only this region
+-- needs: 7 days
+-- metrics: metric
 WITH
 hourly AS (
     -- One metric (the WHERE): grouping by it too only carries it along for its unit.

@@ -8,7 +8,10 @@ import { readdirSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { describeParam, loadSqlFile, resolveParams, type ParamsResult, type ResolvedParams, type SqlFile } from './sql-file.js';
+import { neededHours, neededText, queryMetrics, queryWindow } from './history-header.js';
 import { neutralizeCsv } from '../export/csv.js';
+import { readShape, type AnalyticsShape } from '../shaped-by/report.js';
+import { projectionWarning, shapeWarnings } from '../shaped-by/warnings.js';
 
 export const LIBRARY = 'capacity';
 const DIR = new URL('./', import.meta.url);
@@ -22,6 +25,9 @@ const SETTINGS: ClickHouseSettings = {
   max_execution_time: 120,
   max_result_rows: '100000',
   result_overflow_mode: 'throw',
+  // Times as RFC 3339 with Z (2026-01-05T00:00:00Z), in JSON and CSV alike: no reader
+  // mistakes them for local time. Dates stay YYYY-MM-DD.
+  date_time_output_format: 'iso',
 };
 
 export interface NamedQuery extends SqlFile {
@@ -49,7 +55,14 @@ export function findQuery(name: string): NamedQuery | undefined {
 }
 
 export function describeQuery(q: NamedQuery) {
-  return { name: q.id, title: q.title, description: q.description, params: q.params.map(describeParam) };
+  return {
+    name: q.id,
+    title: q.title,
+    description: q.description,
+    params: q.params.map(describeParam),
+    ...(q.needs ? { needs: q.needs.text } : {}),
+    ...(q.metrics ? { metrics: q.metrics } : {}),
+  };
 }
 
 export function resolveQueryParams(q: NamedQuery, raw: Record<string, unknown>): ParamsResult {
@@ -68,15 +81,46 @@ export interface QueryResult {
   columns: Column[];
   rows: Record<string, unknown>[];
   rows_count: number;
+  /** What shaped the answer: k and the suppression report of its hours, and its history. */
+  shaped_by: AnalyticsShape;
+  /** The shape in words, where it matters: an answer emptied by k says so here. */
+  warnings: string[];
+}
+
+export interface ShapeOptions {
+  /** K_ANONYMITY. */
+  k: number;
+}
+
+/** The shape of a named query's answer with these parameters, read before or beside it. */
+export function namedQueryShape(ch: ClickHouseClient, q: NamedQuery, params: ResolvedParams, opts: ShapeOptions): Promise<AnalyticsShape> {
+  const b = params.bound;
+  return readShape(ch, {
+    window: queryWindow(q, b),
+    metrics: queryMetrics(q, b),
+    neededHours: neededHours(q.needs, b),
+    neededText: q.needs ? neededText(q.needs, b) : undefined,
+    regionFiltered: typeof b.region === 'string',
+    k: opts.k,
+  });
+}
+
+/** The warnings of an answer: its shape's, and a projection past its history. */
+export function namedQueryWarnings(q: NamedQuery, shape: AnalyticsShape, rows?: readonly Record<string, unknown>[]): string[] {
+  const out = shapeWarnings(shape, rows ? { rows: rows.length } : {});
+  const projection = q.projects && rows ? projectionWarning(shape, q.projects, rows) : undefined;
+  if (projection) out.push(projection);
+  return out;
 }
 
 /**
  * Runs a named query. 64-bit integers and decimals come back as strings (the client's
  * session settings), so nothing exact passes through a float on the way out.
  */
-export async function runNamedQuery(ch: ClickHouseClient, q: NamedQuery, params: ResolvedParams): Promise<QueryResult> {
+export async function runNamedQuery(ch: ClickHouseClient, q: NamedQuery, params: ResolvedParams, opts: ShapeOptions): Promise<QueryResult> {
   const rs = await ch.query({ query: q.body, query_params: params.bound, format: 'JSON', clickhouse_settings: SETTINGS });
   const out = await rs.json<Record<string, unknown>>();
+  const shape = await namedQueryShape(ch, q, params, opts);
   return {
     query: q.id,
     title: q.title,
@@ -84,6 +128,8 @@ export async function runNamedQuery(ch: ClickHouseClient, q: NamedQuery, params:
     columns: out.meta?.map((m) => ({ name: m.name, type: m.type })) ?? [],
     rows: out.data,
     rows_count: out.data.length,
+    shaped_by: shape,
+    warnings: namedQueryWarnings(q, shape, out.data),
   };
 }
 

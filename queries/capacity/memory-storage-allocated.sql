@@ -7,6 +7,7 @@
 -- param to: DateTime = now | end of the range, exclusive
 -- param granularity: Enum(day, week, month) = day | period length (weeks start on Monday)
 -- param region: String? | only this region
+-- metrics: memory, storage
 WITH
 hourly AS (
     SELECT hour, region, metric, toFloat64(sum(total)) / {{natural_per_hour(metric)}} AS gib

@@ -14,6 +14,9 @@
  *   -- column hour: UTC | start of the hour          (datasets: an output column's unit)
  *   -- schema_version: 1                              (datasets)
  *   -- series: region, metric                         (datasets: what identifies a series)
+ *   -- needs: 14 days before to                       (the history it needs: history-header.ts)
+ *   -- metrics: storage                               (the metrics it reads, for its privacy report)
+ *   -- projects: days_to_capacity                     (a column of days projected past the data)
  *
  * Parameter types and the placeholder type the body must use for them:
  *   DateTime → {p:DateTime('UTC')} (RFC 3339 with zone, YYYY-MM-DD, epoch ms, or now±N[hdw])
@@ -35,6 +38,7 @@
 import { readFileSync } from 'node:fs';
 import { baseUnitSql, baseUnitsText, metricNamesText, naturalPerHourSql, naturalPerHourText, naturalUnitSql, naturalUnitsText } from '../../schemas/metrics.js';
 import { paramValueSchema, type ParamKind, type ParamSpec } from './params.js';
+import { checkHistoryHeader, HistoryHeaderError, parseMetricsHeader, parseNeeds, type HistoryNeed } from './history-header.js';
 
 export type { ParamKind, ParamSpec } from './params.js';
 
@@ -56,6 +60,12 @@ export interface SqlFile {
   schemaVersion?: number;
   /** Datasets: the columns that identify one series (`-- series: region, metric`). */
   series?: string[];
+  /** The history the answer needs (`-- needs:`), checked against the data when it runs. */
+  needs?: HistoryNeed;
+  /** The metrics it reads (`-- metrics:`): metric names or a metric parameter's name. */
+  metrics?: string[];
+  /** An output column holding days projected beyond the data (`-- projects:`). */
+  projects?: string;
   /** The SQL after the header. */
   body: string;
 }
@@ -67,7 +77,7 @@ export class SqlFileError extends Error {
 /** Names a request may not use for a parameter: they select the output. */
 export const RESERVED_PARAM_NAMES = new Set(['format']);
 
-const FIELD = /^--\s(title|description|schema_version|series):\s*(.*)$/;
+const FIELD = /^--\s(title|description|schema_version|series|needs|metrics|projects):\s*(.*)$/;
 const PARAM = /^--\s+param\s+([a-z_][a-z0-9_]*):\s*([A-Za-z0-9]+)(\([^)]*\))?(\[[^\]]*\])?(\?)?\s*(?:=\s*([^|]*?))?\s*(?:\|\s*(.*))?$/;
 const COLUMN = /^--\s+column\s+([a-z_][a-z0-9_]*):\s*([^|]*?)\s*(?:\|\s*(.*))?$/;
 const CONTINUATION = /^--\s{2,}(\S.*)$/;
@@ -128,6 +138,16 @@ export function parseSqlFile(source: string, name: string): SqlFile {
       } else if (key === 'series') {
         file.series = value.split(',').map((c) => c.trim()).filter(Boolean);
         continueInto = undefined;
+      } else if (key === 'needs') {
+        file.needs = asLoadError(() => parseNeeds(value, name));
+        continueInto = undefined;
+      } else if (key === 'metrics') {
+        file.metrics = parseMetricsHeader(value);
+        continueInto = undefined;
+      } else if (key === 'projects') {
+        if (!/^[a-z_][a-z0-9_]*$/.test(value.trim())) throw new SqlFileError(`${name}: projects names one output column`);
+        file.projects = value.trim();
+        continueInto = undefined;
       } else {
         file.schemaVersion = Number(value);
         if (!Number.isInteger(file.schemaVersion) || file.schemaVersion < 1) throw new SqlFileError(`${name}: schema_version must be a whole number ≥ 1`);
@@ -157,7 +177,17 @@ export function parseSqlFile(source: string, name: string): SqlFile {
     seen.add(p.name);
   }
   checkPlaceholders(file);
+  asLoadError(() => checkHistoryHeader(file));
   return file;
+}
+
+function asLoadError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof HistoryHeaderError) throw new SqlFileError(err.message);
+    throw err;
+  }
 }
 
 function parseParam(file: string, m: RegExpExecArray): ParamSpec {

@@ -7,6 +7,9 @@
 -- param from: DateTime = now-30d | first hour of the fit (UTC)
 -- param to: DateTime = now | end of the fit (exclusive) and the instant the forecast starts
 -- param region: String? | only this region
+-- needs: 7 days
+-- metrics: storage
+-- projects: days_to_capacity
 WITH
 hourly AS (
     SELECT region, hour, toFloat64(sum(total)) / 3600 / 1073741824 AS gib

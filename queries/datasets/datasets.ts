@@ -13,6 +13,8 @@ import { queryRows } from '../../lib/clickhouse.js';
 import { neutralizeCsv } from '../export/csv.js';
 import { API_TIME_MAX_MS, API_TIME_MIN_MS, toIso } from '../../lib/time.js';
 import { describeParam, loadSqlFile, resolveParams, SqlFileError, type ParamsResult, type ResolvedParams, type SqlFile } from '../capacity/sql-file.js';
+import { readShape, type AnalyticsShape } from '../shaped-by/report.js';
+import { shapeWarnings } from '../shaped-by/warnings.js';
 
 const DIR = new URL('./', import.meta.url);
 
@@ -143,6 +145,10 @@ export interface DataCard {
     suppression: SuppressionSummary;
   };
   columns: { name: string; type: string; unit: string; description: string }[];
+  /** The shape of the export as every analytics answer carries it (shaped-by/report.ts). */
+  shaped_by: AnalyticsShape;
+  /** It in words: an export emptied by k says so, and how many accounts it takes. */
+  warnings: string[];
 }
 
 interface SuppressionSummary {
@@ -204,6 +210,7 @@ export async function datasetCard(ch: ClickHouseClient, ds: Dataset, params: Res
   const validationRange = vfS !== undefined && vfS < toS ? { from: Math.max(fromS, vfS), to: toS } : undefined;
   // Privacy cost over the hours actually exported.
   const covered = exported === 'train' ? trainRange : exported === 'validation' ? validationRange : { from: fromS, to: toS };
+  const shape = await readShape(ch, { window: covered ? { fromS: covered.from, toS: covered.to } : { fromS, toS: fromS }, k: opts.k });
 
   return {
     dataset: ds.name,
@@ -231,7 +238,16 @@ export async function datasetCard(ch: ClickHouseClient, ds: Dataset, params: Res
       suppression: covered ? await suppression(ch, covered.from, covered.to) : { resource_hours: 0, generalized: 0, suppressed: 0, by_metric: [] },
     },
     columns: ds.columns.map((c) => ({ name: c.name, type: types.get(c.name) ?? 'unknown', unit: c.unit, description: c.description })),
+    shaped_by: shape,
+    warnings: shapeWarnings(shape, { rows: stats.rows }),
   };
+}
+
+/** The shape of a dataset export with these parameters, for the headers of its stream. */
+export function datasetShape(ch: ClickHouseClient, params: ResolvedParams, opts: { k: number }): Promise<AnalyticsShape> {
+  const fromS = Number(params.bound.from);
+  const toS = Number(params.bound.to);
+  return readShape(ch, { window: { fromS, toS }, k: opts.k });
 }
 
 async function suppression(ch: ClickHouseClient, fromS: number, toS: number): Promise<SuppressionSummary> {

@@ -5,7 +5,9 @@
  *
  * The rules, and what each one closes:
  *  - the statement must be a SELECT: no INSERT/DELETE/UPDATE/ALTER…/OPTIMIZE (writes),
- *    no CREATE/DROP/RENAME/ATTACH/GRANT… (DDL), no SET/USE/SHOW/SYSTEM/EXPLAIN/KILL;
+ *    no CREATE/DROP/RENAME/ATTACH/GRANT… (DDL), no SET/USE/SHOW/SYSTEM/EXPLAIN/KILL
+ *    (DESCRIBE TABLE analytics.<t> and SHOW TABLES are recognized before this policy and
+ *    replaced by statements of our own: schema-statements.ts);
  *  - every table is `analytics.<existing table>` or an unqualified name, which resolves in
  *    the sandbox's current database (analytics) or to a WITH alias; names of other
  *    databases (billing, audit, system, information_schema, …) are refused wherever they
@@ -181,7 +183,7 @@ function checkStatementKind(root: AstNode): void {
   if (DDL_KINDS.some((k) => kind.startsWith(k))) {
     throw new SandboxRefusal('sql_ddl_refused', `DDL is not allowed: the sandbox cannot create, change or drop anything (${name} statement)`, { statement: name });
   }
-  throw new SandboxRefusal('sql_statement_refused', `only SELECT queries may run here, not ${name}`, { statement: name });
+  throw new SandboxRefusal('sql_statement_refused', `only SELECT queries (and DESCRIBE TABLE analytics.<table>, SHOW TABLES) may run here, not ${name}`, { statement: name });
 }
 
 /** The root's children after the query list: INTO OUTFILE (a literal), FORMAT (an identifier), SETTINGS. */

@@ -45,10 +45,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { queryRows } from '../../lib/clickhouse.js';
 import type { Config } from '../../schemas/config.js';
-import { AstParseError, parseExplainAst } from './ast.js';
+import { AstParseError, parseExplainAst, type AstNode } from './ast.js';
 import { ANALYTICS_DB, SandboxRefusal, checkStatement, type Catalog } from './policy.js';
 import { QueryAbandoned } from './gate.js';
 import { jsonEnvelope, type ResultStatistics } from './stream.js';
+import { schemaStatement } from './schema-statements.js';
+import { readShape, type AnalyticsShape } from '../shaped-by/report.js';
+import { shapeWarnings } from '../shaped-by/warnings.js';
+import { shapeHeaders } from '../shaped-by/headers.js';
 import { openSession, type HeldSession, type ReaderSession, type SessionCredentials } from './session.js';
 
 export { SandboxRefusal } from './policy.js';
@@ -137,6 +141,9 @@ export interface SandboxResult {
   rows: Record<string, unknown>[];
   rows_count: number;
   statistics: { elapsed_s: number; rows_read: number; bytes_read: number };
+  /** With k configured: what shaped the answer (every hour and metric of analytics). */
+  shaped_by?: AnalyticsShape;
+  warnings?: string[];
 }
 
 export type SqlParams = Record<string, string | number | boolean | null>;
@@ -147,6 +154,8 @@ export type SandboxFormat = 'json' | 'csv';
 export interface SandboxOutput {
   contentType: string;
   body: Readable;
+  /** X-Analytics-* and Warning (shaped-by/headers.ts): known before the first byte. */
+  headers: Record<string, string | string[]>;
 }
 
 export interface RunOptions {
@@ -160,6 +169,18 @@ export interface SqlSandboxOptions {
   /** A trusted client for reading the catalog (system.tables); never runs user SQL. */
   catalogClient: ClickHouseClient;
   limits?: Partial<SandboxLimits>;
+  /**
+   * K_ANONYMITY: with it, every answer carries what shaped it. The statement's hours are
+   * not known (it is free SQL), so the figures cover all of analytics.
+   */
+  k?: number;
+}
+
+/** What runs after the checks: the user's SELECT (canonical), or a schema statement's replacement. */
+interface Checked {
+  sql: string;
+  /** Set for DESCRIBE / SHOW TABLES (schema-statements.ts), whose columns are fixed. */
+  columns?: Column[];
 }
 
 export class SqlSandbox {
@@ -170,9 +191,9 @@ export class SqlSandbox {
     this.limits = { ...DEFAULT_SANDBOX_LIMITS, ...opts.limits };
   }
 
-  /** Checks a statement; returns its canonical text, or throws a SandboxRefusal. */
-  check(sql: string, params: SqlParams = {}): Promise<string> {
-    return this.opts.session.run((client) => this.checkWith(client, sql, params));
+  /** Checks a statement; returns the text that would run, or throws a SandboxRefusal. */
+  async check(sql: string, params: SqlParams = {}): Promise<string> {
+    return (await this.opts.session.run((client) => this.checkWith(client, sql, params))).sql;
   }
 
   /**
@@ -186,23 +207,30 @@ export class SqlSandbox {
     let output: SandboxOutput;
     try {
       if (signal?.aborted) throw new QueryAbandoned();
-      const canonical = await this.checkWith(held.client, sql, params);
+      const checked = await this.checkWith(held.client, sql, params);
+      const canonical = checked.sql;
+      const runParams = checked.columns ? {} : params;
+      // A schema statement reads no data: nothing shaped its answer.
+      const shape = this.opts.k !== undefined && !checked.columns ? await readShape(this.opts.catalogClient, { k: this.opts.k }) : undefined;
+      const headers = shape ? shapeHeaders(shape, shapeWarnings(shape)) : {};
       if (signal?.aborted) throw new QueryAbandoned();
       if (format === 'csv') {
-        const result = await this.execute(held, canonical, params, 'CSVWithNames', { format_csv_null_representation: '' }, signal);
-        output = { contentType: 'text/csv; charset=utf-8', body: result.stream };
+        const result = await this.execute(held, canonical, runParams, 'CSVWithNames', { format_csv_null_representation: '' }, signal);
+        output = { contentType: 'text/csv; charset=utf-8', body: result.stream, headers };
       } else {
         // The column types come from DESCRIBE, which only analyzes: the rows then travel as
         // JSONEachRow bytes that Node never has to parse.
-        const columns = await this.describe(held.client, canonical, params);
+        const columns = checked.columns ?? (await this.describe(held.client, canonical, params));
         if (signal?.aborted) throw new QueryAbandoned();
-        const result = await this.execute(held, canonical, params, 'JSONEachRow', {}, signal);
+        const result = await this.execute(held, canonical, runParams, 'JSONEachRow', {}, signal);
         const statistics: ResultStatistics = {
           elapsed_s: Number(result.summary?.elapsed_ns ?? 0) / 1e9,
           rows_read: Number(result.summary?.read_rows ?? 0),
           bytes_read: Number(result.summary?.read_bytes ?? 0),
         };
-        output = { contentType: 'application/json; charset=utf-8', body: Readable.from(jsonEnvelope({ sql: canonical, columns }, result.stream, statistics)) };
+        // The trailer knows the row count: an empty answer emptied by k says so in words.
+        const trailer = shape ? (rows: number) => ({ shaped_by: shape, warnings: shapeWarnings(shape, { rows }) }) : undefined;
+        output = { contentType: 'application/json; charset=utf-8', body: Readable.from(jsonEnvelope({ sql: canonical, columns }, result.stream, statistics, trailer)), headers };
       }
     } catch (err) {
       await held.fail();
@@ -229,9 +257,10 @@ export class SqlSandbox {
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as SandboxResult;
   }
 
-  /** The result as CSV with a header row. */
-  async runCsv(sql: string, params: SqlParams = {}, opts: RunOptions = {}): Promise<Readable> {
-    return (await this.stream(sql, params, 'csv', opts)).body;
+  /** The result as CSV with a header row, and the headers an HTTP answer would carry. */
+  async runCsv(sql: string, params: SqlParams = {}, opts: RunOptions = {}): Promise<{ body: Readable; headers: Record<string, string | string[]> }> {
+    const out = await this.stream(sql, params, 'csv', opts);
+    return { body: out.body, headers: out.headers };
   }
 
   /** Column names and types of the statement, without running it. */
@@ -310,6 +339,8 @@ export class SqlSandbox {
       allow_introspection_functions: 0,
       max_execution_time: l.maxExecutionTimeS,
       timeout_overflow_mode: 'throw',
+      // Times as RFC 3339 with Z, like every other answer of the API.
+      date_time_output_format: 'iso',
       max_rows_to_read: String(l.maxRowsToRead),
       max_bytes_to_read: String(l.maxBytesToRead),
       read_overflow_mode: 'throw',
@@ -327,14 +358,18 @@ export class SqlSandbox {
     };
   }
 
-  private async checkWith(client: ClickHouseClient, sql: string, params: SqlParams): Promise<string> {
+  private async checkWith(client: ClickHouseClient, sql: string, params: SqlParams): Promise<Checked> {
     if (sql.trim() === '') throw new SandboxRefusal('sql_empty', 'the SQL is empty');
     if (sql.length > this.limits.maxSqlChars) {
       throw new SandboxRefusal('sql_too_long', `the SQL is ${sql.length} characters; the limit is ${this.limits.maxSqlChars}`);
     }
     const canonical = await this.format(client, sql);
-    await this.checkTree(client, canonical, params, new Set(), 0);
-    return canonical;
+    // DESCRIBE / SHOW TABLES: recognized, then replaced by a statement of our own.
+    const root = await this.explainAst(client, canonical, params);
+    const schema = schemaStatement(root, canonical, await this.catalog());
+    if (schema) return schema;
+    await this.checkTree(client, canonical, params, new Set(), 0, root);
+    return { sql: canonical };
   }
 
   /** Step 1: one statement, canonical text; the SQL travels as a string literal in the body. */
@@ -350,8 +385,8 @@ export class SqlSandbox {
   }
 
   /** Steps 2–3, for the statement and then for each analytics view it reads. */
-  private async checkTree(client: ClickHouseClient, sql: string, params: SqlParams, seenViews: Set<string>, depth: number): Promise<void> {
-    const root = await this.explainAst(client, sql, params);
+  private async checkTree(client: ClickHouseClient, sql: string, params: SqlParams, seenViews: Set<string>, depth: number, parsed?: AstNode): Promise<void> {
+    const root = parsed ?? (await this.explainAst(client, sql, params));
     const catalog = await this.catalog();
     const { views } = checkStatement(root, catalog);
     for (const view of views) {

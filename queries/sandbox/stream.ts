@@ -28,7 +28,16 @@ export interface EnvelopeHead {
   columns: { name: string; type: string }[];
 }
 
-export async function* jsonEnvelope(head: EnvelopeHead, rows: Readable, statistics: ResultStatistics): AsyncGenerator<Buffer> {
+/**
+ * `trailer(rows)` adds fields after `statistics`, computed once the rows are counted (what
+ * shaped the answer, and warnings such as "0 rows: all … suppressed").
+ */
+export async function* jsonEnvelope(
+  head: EnvelopeHead,
+  rows: Readable,
+  statistics: ResultStatistics,
+  trailer?: (rowsCount: number) => Record<string, unknown>,
+): AsyncGenerator<Buffer> {
   yield Buffer.from(`{"sql":${JSON.stringify(head.sql)},"columns":${JSON.stringify(head.columns)},"rows":[`);
   let count = 0;
   // The last row's newline is held back: a comma only goes out once another row follows.
@@ -53,5 +62,6 @@ export async function* jsonEnvelope(head: EnvelopeHead, rows: Readable, statisti
       await nextTurn();
     }
   }
-  yield Buffer.from(`],"rows_count":${count},"statistics":${JSON.stringify(statistics)}}`);
+  const extra = trailer ? Object.entries(trailer(count)).map(([k, v]) => `,${JSON.stringify(k)}:${JSON.stringify(v)}`).join('') : '';
+  yield Buffer.from(`],"rows_count":${count},"statistics":${JSON.stringify(statistics)}${extra}}`);
 }
