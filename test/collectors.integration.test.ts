@@ -138,10 +138,16 @@ describe('pull collector against a real node_exporter', () => {
     const facts = await exposedFacts();
     const expected = ['cpu', 'memory', ...(facts.realFs ? ['storage'] : []), ...(facts.physicalNic ? ['bandwidth_in', 'bandwidth_out'] : [])];
     expect(Object.keys(byMetric).sort()).toEqual(expected.sort());
+    // Two scrapes 2 s apart on a 1 s schedule: one slot was missed. Counters measure the
+    // whole window; a gauge's reading is held over the missed second, and says so.
     for (const s of sink.accepted) {
-      expect(s).toMatchObject({ account_id: 'acct-it', resource_id: 'host-it', resource_type: 'vm', ts_ms: s2, interval_s: 2 });
+      const gauge = s.metric === 'memory' || s.metric === 'storage';
+      const expected = gauge && s.estimated === 'held' ? { ts_ms: s2 - 1000, interval_s: 1 } : gauge ? { ts_ms: s2, interval_s: 1 } : { ts_ms: s2, interval_s: 2 };
+      expect(s).toMatchObject({ account_id: 'acct-it', resource_id: 'host-it', resource_type: 'vm', ...expected });
+      if (!gauge) expect(s.estimated).toBeUndefined();
       expect(s.id).toMatch(/^pc1-[0-9a-f]{40}$/);
     }
+    expect(byMetric.memory!.map((s) => s.estimated ?? 'measured').sort()).toEqual(['held', 'measured']);
     // CPU used in 2 s cannot exceed every CPU busy for the time between the two reads.
     const cpu = Number(byMetric.cpu![0]!.value);
     expect(cpu).toBeGreaterThanOrEqual(0);
