@@ -115,6 +115,8 @@ const decimal = (m: bigint) => {
   return frac ? `${m / 1_000_000n}.${frac}` : `${m / 1_000_000n}`;
 };
 const chTime = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
+/** How answers write a DateTime: RFC 3339 with Z (date_time_output_format = 'iso'). */
+const rfc3339 = (ms: number) => `${new Date(ms).toISOString().slice(0, 19)}Z`;
 const num = (m: bigint) => Number(m) / 1e6;
 
 // --- six hours through the pipeline -------------------------------------------------------
@@ -368,7 +370,8 @@ describe('each named query against an independent computation', () => {
       near(row.fitted_gib_at_to, level, 3, 'level');
       near(row.storage_gib_last, pts.at(-1)!.y, 3, 'last');
       near(row.days_to_capacity, days, 2, 'days');
-      expect(Math.abs(Date.parse(`${row.reaches_capacity_at.replace(' ', 'T')}Z`) - (SYN_END + days! * DAY))).toBeLessThan(2000);
+      expect(row.reaches_capacity_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+      expect(Math.abs(Date.parse(row.reaches_capacity_at) - (SYN_END + days! * DAY))).toBeLessThan(2000);
     }
     const full = await run('storage-days-to-capacity', { ...range, capacity_gib: '1000' });
     expect(full.map((r) => r.days_to_capacity)).toEqual([0, 0]); // already past it
@@ -469,7 +472,7 @@ describe('each named query against an independent computation', () => {
     const lastTwoWeeks = groupBy(gpuHourly.filter((h) => h.hour >= SYN_END - 14 * DAY), (h) => String(slot(h.hour)));
     for (const row of forecast) {
       expect(row.unit).toBe('GPU');
-      const hs = lastTwoWeeks.get(String(slot(Date.parse(`${String(row.hour).replace(' ', 'T')}Z`))))!;
+      const hs = lastTwoWeeks.get(String(slot(Date.parse(String(row.hour)))))!;
       near(row.forecast, sum(hs.map((h) => num(h.micros) / 3600)) / hs.length, 4, `gpu forecast ${row.hour}`);
     }
   });
@@ -511,7 +514,7 @@ describe('each named query against an independent computation', () => {
       const mine = rows.filter((r) => r.region === region);
       mine.forEach((row, i) => {
         const t = SYN_END + i * HOUR;
-        expect(row.hour).toBe(chTime(t));
+        expect(row.hour).toBe(rfc3339(t));
         expect(Number(row.weeks_averaged)).toBe(2);
         near(row.forecast, forecast.get(slot(t))!.f, 4, `${region} ${row.hour}`);
         near(row.backtest_mae, mae, 4, `${region} mae`);
@@ -560,7 +563,7 @@ describe('formats and the CLI', () => {
     const code = await runQueryCommand(['capacity/fleet-size', '--param', `from=${iso(SYN_START)}`, '--param', `to=${iso(SYN_START + DAY)}`, '--url', base, '--key', KEYS.planner], out.io);
     expect(code, out.err()).toBe(0);
     expect(out.text()).toMatch(/period_start\s+resource_type\s+hours\s+avg_resources\s+peak_resources/);
-    expect(out.text()).toMatch(/2026-01-05 00:00:00\s+volume\s+24\s+20\s+20/);
+    expect(out.text()).toMatch(/2026-01-05T00:00:00Z\s+volume\s+24\s+20\s+20/);
 
     const json = capture();
     expect(await runQueryCommand(['fleet-size', '--format', 'json', '--param', `from=${iso(SYN_START)}`, '--param', `to=${iso(SYN_START + DAY)}`, '--url', base, '--key', KEYS.planner], json.io)).toBe(0);
