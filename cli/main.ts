@@ -25,6 +25,10 @@ const COMMANDS: Record<string, Command> = {
     summary: "write every account's totals for a billing period to NDJSON or CSV",
     run: async (argv) => (await import('./export.js')).runExportCommand(argv),
   },
+  coverage: {
+    summary: 'per metric of an account and period: seconds covered, measured and held, and gap hours',
+    run: async (argv) => (await import('./coverage.js')).runCoverageCommand(argv),
+  },
   query: {
     summary: 'run a named capacity-planning query (capacity/<name>) as a table, CSV or JSON',
     run: async (argv) => (await import('./query.js')).runQueryCommand(argv),

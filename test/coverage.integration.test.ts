@@ -4,6 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEYS, startTestPipeline, type TestPipeline } from './support/pipeline.js';
+import { runCoverageCommand } from '../cli/coverage.js';
+import type { CliIo } from '../cli/query.js';
 
 const HOUR = 3_600_000;
 const now = new Date();
@@ -77,6 +79,11 @@ describe('coverage and producer gaps', () => {
         coverage: '1.0000', coverage_measured: ((3600 - heldS) / 3600).toFixed(4), gap_hours: 0,
       },
     ]);
+    // The command line says the same, through the API.
+    const out: string[] = [];
+    const io = { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => out.push(t) } } as unknown as CliIo;
+    expect(await runCoverageCommand(['--account', 'acct-held', '--period', label, '--format', 'json', '--url', p.url, '--key', KEYS.billing], io)).toBe(0);
+    expect(JSON.parse(out.join(''))).toEqual({ account: 'acct-held', period: label, metrics: cov.body.metrics });
     // The bill counts held seconds like measured ones: 12 windows × 300 s × 1024 bytes.
     const usage = await p.get(`/v1/accounts/acct-held/usage?from=${t0}&to=${t0 + HOUR}`);
     expect(usage.body.rows).toEqual([expect.objectContaining({ metric: 'memory', base_total: String(12 * 300 * 1024) })]);
