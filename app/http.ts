@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { errorBody, type ApiErrorBody } from '../lib/http-errors.js';
+import { registerConsole } from './console-routes.js';
 import { isRedisUnavailable, REDIS_RETRY_AFTER_S, REDIS_UNAVAILABLE_MESSAGE } from '../lib/redis-unavailable.js';
 
 export interface HttpOptions {
@@ -82,6 +83,8 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
     await opts.beforeScrape?.().catch(() => undefined); // a failing gauge never hides the rest
     return reply.type(opts.metrics.contentType).send(await opts.metrics.metrics());
   });
+  // The web console (static files under its own Content-Security-Policy; console-routes.ts).
+  registerConsole(app);
   return app;
 }
 

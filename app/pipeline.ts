@@ -26,6 +26,7 @@ import type { RollupScheduler } from '../workers/rollup.js';
 import { registerApiRole } from './api-role.js';
 import type { RoleContext } from './context.js';
 import { createHttpServer } from './http.js';
+import { registerStatusRoute } from './status.js';
 import { loadConfiguredTargets, registerIngestRole } from './ingest-role.js';
 import { startWorkerRole } from './worker-role.js';
 
@@ -143,6 +144,7 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
     );
     if (wants.ingest) collector = await registerIngestRole(http, ctx, targets);
     if (wants.api && ch) registerApiRole(http, ctx, ch);
+    registerStatusRoute(http, { ctx, ...(ch ? { ch } : {}), collector: () => collector });
 
     await http.listen({ host: config.HOST, port: config.PORT });
     // Stopping HTTP first refuses new requests and lets those in progress answer.
