@@ -1,8 +1,9 @@
-/** The ingest role: POST /v1/samples and the pull collectors, both through one acceptor. */
+/** The ingest role: POST /v1/samples, OTLP's POST /v1/metrics and the pull collectors, all through one acceptor. */
 import type { FastifyInstance } from 'fastify';
 import { acceptorFromConfig } from '../ingest/accept.js';
 import { loadTargets, PullCollector, type TargetList } from '../ingest/collectors/index.js';
 import { registerIngestRoutes } from '../ingest/routes.js';
+import { registerOtlpRoutes } from '../ingest/otlp/routes.js';
 import { registerQuarantineRoutes } from '../ingest/quarantine-routes.js';
 import { DAY_MS, ProducerTracker } from '../lib/producers.js';
 import type { RoleContext } from './context.js';
@@ -34,6 +35,7 @@ export async function registerIngestRole(http: FastifyInstance, ctx: RoleContext
     idleMs: config.PRODUCER_IDLE_DAYS * DAY_MS,
   });
   registerIngestRoutes(http, { acceptor, keys: ctx.keyRing, producers, bodyLimit: config.MAX_BODY_BYTES });
+  registerOtlpRoutes(http, { acceptor, keys: ctx.keyRing, bodyLimit: config.MAX_BODY_BYTES, maxBatchItems: config.MAX_BATCH_ITEMS, log });
   registerQuarantineRoutes(http, { keys: ctx.keyRing, redis: ctx.redis.client, redisKeys: ctx.keys, sink: acceptor });
 
   if (!targets) return undefined;

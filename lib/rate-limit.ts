@@ -1,5 +1,5 @@
 /**
- * Per-key rate limits (issue 11): `POST /v1/samples` in requests per second per key,
+ * Per-key rate limits (issue 11): `POST /v1/samples` and `POST /v1/metrics` (OTLP) in requests per second per key (one budget),
  * `/v1/analytics/*` in requests per minute per key. Counted by @fastify/rate-limit's Redis
  * store, so a limit holds across ingest processes; its counters live under KEY_PREFIX and
  * expire with their window.
@@ -50,7 +50,7 @@ const methods = (route: RouteOptions) => (Array.isArray(route.method) ? route.me
 /** Installs the limits; routes registered after this call get them. Returns the limiter's connection closer. */
 export async function installRateLimits(app: FastifyInstance, o: RateLimitOptions): Promise<() => Promise<void>> {
   const scopes: Scope[] = [
-    { name: 'ingest', max: o.ingestPerS, windowMs: 1000, per: 'second', matches: (r) => r.url === '/v1/samples' && methods(r).includes('POST') },
+    { name: 'ingest', max: o.ingestPerS, windowMs: 1000, per: 'second', matches: (r) => (r.url === '/v1/samples' || r.url === '/v1/metrics') && methods(r).includes('POST') },
     { name: 'analytics', max: o.analyticsPerMin, windowMs: 60_000, per: 'minute', matches: (r) => r.url.startsWith('/v1/analytics/') },
   ];
   const byName = new Map(scopes.map((s) => [s.name, s]));
