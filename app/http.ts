@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { errorBody, type ApiErrorBody } from '../lib/http-errors.js';
+import { registerApiReference } from './api-reference.js';
 import { registerConsole } from './console-routes.js';
 import { isRedisUnavailable, REDIS_RETRY_AFTER_S, REDIS_UNAVAILABLE_MESSAGE } from '../lib/redis-unavailable.js';
 
@@ -85,6 +86,8 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
   });
   // The web console (static files under its own Content-Security-Policy; console-routes.ts).
   registerConsole(app);
+  // GET /openapi.json and the reference page at /docs/api (api-reference.ts).
+  registerApiReference(app);
   return app;
 }
 
