@@ -39,7 +39,7 @@ export function timeChart(spec) {
     // A single time would make uPlot span years around it: show an hour either side.
     scales: { x: { time: true, range: (/** @type {unknown} */ _u, /** @type {number} */ min, /** @type {number} */ max) => (min === max ? [min - 3600, max + 3600] : [min, max]) } },
     axes: [
-      { stroke: '#475569', grid: { stroke: '#e2e8f0' }, values: utcTicks },
+      { stroke: '#475569', grid: { stroke: '#e2e8f0' }, values: utcTicks, space: 60, incrs: TIME_STEPS },
       { stroke: '#475569', grid: { stroke: '#e2e8f0' }, size: 70, label: spec.yLabel, values: (/** @type {unknown} */ _u, /** @type {number[]} */ ticks) => ticks.map((t) => fmtNumber(t)) },
     ],
     series: [
@@ -71,6 +71,10 @@ export function timeChart(spec) {
   observer.observe(box);
   return wrap;
 }
+
+const D = 86400;
+/** Tick steps on the time axis: whole seconds at least, so no two labels read the same. */
+const TIME_STEPS = [1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, D, 2 * D, 7 * D, 14 * D, 28 * D, 91 * D, 365 * D];
 
 /** "2026-01-05 14:00" (UTC). @param {number} t epoch seconds */
 const utcText = (t) => new Date(t * 1000).toISOString().slice(0, 16).replace('T', ' ');
