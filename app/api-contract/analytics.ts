@@ -114,7 +114,7 @@ export const ANALYTICS_ROUTES: RouteDoc[] = [
       },
     },
     responses: {
-      200: { description: 'The result, streamed', content: { 'application/json': { schema: sqlResultSchema }, 'text/csv': { raw: 'text' } } },
+      200: { description: 'The result, streamed', content: { 'application/json': { schema: sqlResultSchema }, 'text/csv': { raw: 'text' } }, headers: shapeHeaders },
       400: errorResponse('A malformed request, or SQL that does not parse or bind', ['invalid_request', ...refusals(400)]),
       403: errorResponse('The key’s role may not call this, or the statement reads or does what the sandbox forbids', ['forbidden', ...refusals(403)]),
       413: errorResponse('The statement is too long', refusals(413)),
@@ -184,7 +184,7 @@ export const ANALYTICS_ROUTES: RouteDoc[] = [
     pathParams: { name: { schema: z.enum(datasetNames() as [string, ...string[]]), description: 'The dataset' } },
     extraQuery: { params: ownParams('dataset', paramList(datasets().map(describeDataset))) },
     responses: {
-      200: { description: 'The data card', content: json(dataCardSchema) },
+      200: { description: 'The data card', content: json(dataCardSchema), headers: shapeHeaders },
       400: badParams,
       404: errorResponse('No such dataset', ['unknown_dataset']),
       429: busy,

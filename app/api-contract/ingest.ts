@@ -2,7 +2,9 @@
 import { z } from 'zod';
 import { idSchema as quarantineIdSchema, pageSchema } from '../../ingest/quarantine-routes.js';
 import { MAX_REJECTED_DETAILS } from '../../ingest/routes.js';
-import { samplesAcceptedSchema, samplesBodySchema, quarantineDiscardSchema, quarantineEntryWithSamplesSchema, quarantineListSchema, quarantineReplaySchema } from '../../schemas/api/ingest.js';
+import { DEFAULT_MAX_DATA_POINTS, OTLP_METRICS_PATH } from '../../ingest/otlp/routes.js';
+import { otlpExportResponseSchema, otlpStatusSchema, samplesAcceptedSchema, samplesBodySchema, quarantineDiscardSchema, quarantineEntryWithSamplesSchema, quarantineListSchema, quarantineReplaySchema } from '../../schemas/api/ingest.js';
+import { apiErrorSchema } from '../../schemas/api/common.js';
 import { errorResponse, json, retryLater } from './common.js';
 import type { RouteDoc } from './types.js';
 
@@ -68,6 +70,39 @@ export const INGEST_ROUTES: RouteDoc[] = [
       415: errorResponse('A content type or content encoding the endpoint does not read', ['unsupported_media_type']),
       429: retryLater('Over the per-key request rate, or a new producer id beyond the tracked bound', ['rate_limited', 'too_many_producers']),
       503: retryLater('Back-pressure: the pipeline is behind, or Redis is unavailable; nothing of this batch was acknowledged', ['backpressure', 'redis_unavailable']),
+    },
+  },
+  {
+    method: 'POST',
+    path: OTLP_METRICS_PATH,
+    operationId: 'postOtlpMetrics',
+    tag: 'ingest',
+    summary: 'OTLP/HTTP metrics export (OpenTelemetry)',
+    description:
+      'An ExportMetricsServiceRequest in binary protobuf or OTLP/JSON, optionally gzip-compressed: point an OpenTelemetry exporter or Collector at this server with a producer key. ' +
+      `Data points become samples and go the same way as POST /v1/samples (validation, exactly-once, back-pressure). At most ${DEFAULT_MAX_DATA_POINTS} data points a request. ` +
+      'Answers are OTLP’s own, in the request’s encoding: data points that are valid OTLP but not billable are reported in `partialSuccess`; refusals are a google.rpc.Status (401/403 use the API’s error shape).',
+    access: { roles: ['producer'] },
+    rateLimit: 'ingest',
+    headers: { 'Content-Encoding': producerHeaders['Content-Encoding'] },
+    body: {
+      description: 'ExportMetricsServiceRequest (opentelemetry-proto v1.11.0)',
+      required: true,
+      content: { 'application/x-protobuf': { raw: 'binary' }, 'application/json': { schema: z.record(z.string(), z.unknown()).meta({ description: 'OTLP/JSON encoding of ExportMetricsServiceRequest' }) } },
+    },
+    responses: {
+      200: { description: 'Taken; partialSuccess says what was refused and why', content: { 'application/json': { schema: otlpExportResponseSchema }, 'application/x-protobuf': { raw: 'binary' } } },
+      400: { description: 'The body cannot be read (protobuf, JSON or gzip)', content: { 'application/json': { schema: otlpStatusSchema }, 'application/x-protobuf': { raw: 'binary' } } },
+      413: { description: 'Body or data points over their limit: send smaller batches', content: { 'application/json': { schema: otlpStatusSchema }, 'application/x-protobuf': { raw: 'binary' } } },
+      415: {
+        description: 'Another Content-Encoding (a google.rpc.Status) or Content-Type (the API’s error shape, `unsupported_media_type`)',
+        content: { 'application/json': { schema: z.union([otlpStatusSchema, apiErrorSchema]) }, 'application/x-protobuf': { raw: 'binary' } },
+      },
+      503: {
+        description: 'Back-pressure (a google.rpc.Status), or Redis unavailable (the API’s error shape): retry after Retry-After',
+        headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: z.string().regex(/^\d+$/) } },
+        content: { 'application/json': { schema: z.union([otlpStatusSchema, apiErrorSchema]) }, 'application/x-protobuf': { raw: 'binary' } },
+      },
     },
   },
   {

@@ -88,6 +88,8 @@ export const sqlResultSchema = z
     rows: z.array(z.record(z.string(), z.unknown())),
     rows_count: count,
     statistics: z.strictObject({ elapsed_s: z.number().nonnegative(), rows_read: count, bytes_read: count }),
+    shaped_by: analyticsShapeSchema,
+    warnings,
   })
   .meta({ id: 'SqlResult' });
 
@@ -131,5 +133,7 @@ export const dataCardSchema = z
       suppression: z.strictObject({ ...suppressionCounts, by_metric: z.array(z.strictObject({ metric: z.string(), ...suppressionCounts })) }),
     }),
     columns: z.array(z.strictObject({ name: z.string(), type: z.string(), unit: z.string(), description: z.string() })),
+    shaped_by: analyticsShapeSchema,
+    warnings,
   })
   .meta({ id: 'DataCard' });

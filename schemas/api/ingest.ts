@@ -56,3 +56,19 @@ export const quarantineReplaySchema = z
   .meta({ id: 'QuarantineReplay' });
 
 export const quarantineDiscardSchema = z.strictObject({ id: z.uuid(), discarded: z.number().int().positive() }).meta({ id: 'QuarantineDiscard' });
+
+/** POST /v1/metrics answers in OTLP's own shapes (OTLP/HTTP specification), not the API's error shape. */
+export const otlpExportResponseSchema = z
+  .strictObject({
+    partialSuccess: z
+      .strictObject({
+        rejectedDataPoints: z.string().regex(/^\d+$/).meta({ description: 'Data points refused (a 64-bit integer, as a string in OTLP/JSON)' }),
+        errorMessage: z.string().meta({ description: 'Why, in words: retrying would not help' }),
+      })
+      .optional(),
+  })
+  .meta({ id: 'OtlpExportMetricsServiceResponse' });
+
+export const otlpStatusSchema = z
+  .strictObject({ code: z.number().int().meta({ description: 'The gRPC status code (3 invalid argument, 8 resource exhausted, 14 unavailable)' }), message: z.string() })
+  .meta({ id: 'OtlpStatus' });
