@@ -68,3 +68,36 @@ export async function openQueueTools(config: Config): Promise<QueueTools> {
     },
   };
 }
+
+export interface QueueConsumers {
+  /** Workers of the batch queue under the prefix looked at. */
+  workers: number;
+  /** Other KEY_PREFIXes whose batch queue has workers on this Redis (a likely mix-up). */
+  otherPrefixes: string[];
+  /** True when the server hides its client list (some managed Redis): nobody can tell. */
+  unknown: boolean;
+}
+
+/**
+ * Who consumes the batch queue: BullMQ names each worker's connection
+ * `<bull prefix>:<base64 queue name>` (with `:w:<name>` for named workers), which
+ * `queue.getWorkers()` matches under this prefix; the same names under another prefix say
+ * where a pipeline does run.
+ */
+export async function batchQueueConsumers(queue: Queue<BatchJob>, client: Redis): Promise<QueueConsumers> {
+  const workers = await queue.getWorkers();
+  if (workers.length === 1 && workers[0]?.name === 'GCP does not support client list') return { workers: 0, otherPrefixes: [], unknown: true };
+  const suffix = `:bull:${Buffer.from(queue.name).toString('base64')}`;
+  const others = new Set<string>();
+  const list = String(await client.client('LIST').catch(() => ''));
+  for (const m of list.matchAll(/(?:^| )name=(\S+)/gm)) {
+    const name = m[1]!;
+    const at = name.indexOf(`${suffix}`);
+    if (at <= 0) continue;
+    const rest = name.slice(at + suffix.length);
+    if (rest === '' || rest.startsWith(':w:')) others.add(name.slice(0, at));
+  }
+  const own = queue.opts.prefix?.replace(/:bull$/, '');
+  if (own !== undefined) others.delete(own);
+  return { workers: workers.length, otherPrefixes: [...others].sort().slice(0, 10), unknown: false };
+}

@@ -77,6 +77,23 @@ describe('import', () => {
     expect(sink.accepted[1]!.ts_ms).toBe(1740823260000);
   });
 
+  it('takes optional wire fields as optional columns: absent, or an empty cell for absent', async () => {
+    const sink = new MemorySink(() => Date.UTC(2025, 2, 1, 12));
+    const header = 'id,account_id,resource_id,resource_type,region,metric,value,ts,interval_s,estimated\n';
+    const rows = [
+      'e-1,acct-1,vm-1,vm,eu-west-1,cpu,1.5,1740823260000,60,\n',
+      'e-2,acct-1,vm-1,vm,eu-west-1,cpu,1.5,1740823320000,60,held\n',
+      'e-3,acct-1,vm-1,vm,eu-west-1,cpu,1.5,1740823380000,60,guessed\n',
+    ];
+    const summary = await importSamples(chunks(header, ...rows), { sink, format: 'csv' });
+    expect(summary).toMatchObject({ rows: 3, accepted: 2, rejected: 1 });
+    expect(sink.accepted.map((s) => [s.id, s.estimated])).toEqual([['e-1', undefined], ['e-2', 'held']]);
+    expect(summary.errors.map((e) => [e.line, e.errors[0]!.path])).toEqual([[4, 'estimated']]);
+    // Rejections are tallied by reason in the summary.
+    expect(summary.reasons).toEqual({ [`estimated: ${summary.errors[0]!.errors[0]!.message.slice(0, 80)}`]: 1 });
+    expect(formatImportSummary(summary)).toMatch(/rejected and unreadable rows by reason:\n\s+1  estimated: /);
+  });
+
   it('stops before sending anything when the CSV header is wrong', async () => {
     const sink = new MemorySink();
     const bad = 'id,account_id,resource_id,resource_type,region,metric,value,ts,interval_s,customer_email\n';

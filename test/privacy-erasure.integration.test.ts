@@ -175,7 +175,7 @@ describe('erasure and access requests', () => {
     // Kept as fingerprints, never as ids: nothing under the prefix holds the id except this status.
     for (const key of await p.redis.client.keys(`${p.config.KEY_PREFIX}:erased:*`)) {
       const type = await p.redis.client.type(key);
-      const dump = type === 'zset' ? (await p.redis.client.zrange(key, 0, -1)).join(' ') : String(await p.redis.client.get(key));
+      const dump = type === 'zset' ? (await p.redis.client.zrange(key, '0', '-1')).join(' ') : String(await p.redis.client.get(key));
       expect(dump).not.toContain('acct-x');
       expect(dump).not.toContain('vm-acct-x');
     }

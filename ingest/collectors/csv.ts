@@ -5,11 +5,15 @@
  * cells, is left for the sink's schema to refuse with its precise message.
  *
  * Columns: id, account_id, resource_id, resource_type, region, metric, value, ts,
- * interval_s, and optionally `attributes` (a JSON object) and/or `attributes.<name>` cells.
+ * interval_s, and optionally the wire format's optional fields (an empty cell: absent),
+ * `attributes` (a JSON object) and/or `attributes.<name>` cells.
  */
 import { sampleInputSchema } from '../../schemas/sample.js';
 
 const FIELDS = Object.keys(sampleInputSchema.shape).filter((k) => k !== 'attributes');
+/** Optional wire fields (e.g. `estimated`): a column may be absent, and an empty cell means absent. */
+const OPTIONAL = new Set(FIELDS.filter((k) => sampleInputSchema.shape[k as keyof typeof sampleInputSchema.shape].safeParse(undefined).success));
+const REQUIRED = FIELDS.filter((k) => !OPTIONAL.has(k));
 const NUMERIC = /^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 export class CsvHeaderError extends Error {
@@ -33,7 +37,7 @@ export function parseCsvHeader(line: string): CsvLayout {
       throw new CsvHeaderError(`unknown column "${c.slice(0, 64)}"; expected ${FIELDS.join(', ')}, attributes or attributes.<name>`);
     }
   }
-  const missing = FIELDS.filter((f) => !seen.has(f));
+  const missing = REQUIRED.filter((f) => !seen.has(f));
   if (missing.length > 0) throw new CsvHeaderError(`missing column(s): ${missing.join(', ')}`);
   return { columns };
 }
@@ -107,6 +111,8 @@ export function csvRowToItem(layout: CsvLayout, text: string): CsvRowResult {
       item[column] = NUMERIC.test(cell.trim()) ? Number(cell.trim()) : cell;
     } else if (column === 'ts') {
       item[column] = /^\d+$/.test(cell.trim()) ? Number(cell.trim()) : cell;
+    } else if (OPTIONAL.has(column) && cell === '') {
+      continue;
     } else {
       item[column] = cell;
     }

@@ -14,8 +14,9 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
-import { BackpressureError, type SampleSink } from '../accept.js';
+import { BackpressureError, type AcceptResult, type SampleSink } from '../accept.js';
 import type { FieldError } from '../../schemas/sample.js';
+import { HttpSinkError } from './http-sink.js';
 import { csvRecordIsOpen, csvRowToItem, parseCsvHeader, type CsvLayout } from './csv.js';
 import { readLines } from './lines.js';
 
@@ -23,8 +24,17 @@ export type ImportFormat = 'ndjson' | 'csv';
 
 export interface LineError {
   line: number;
+  /** The rejection's code when it is about the account, not the fields (`account_erased`). */
+  code?: string;
   errors: FieldError[];
 }
+
+/** A sink may say how many it rejected beyond those it lists (the HTTP API lists 100). */
+type SinkResult = AcceptResult & { rejectedCount?: number };
+
+/** Distinct rejection reasons tallied at most; the rest are counted under MORE_REASONS. */
+const MAX_REASONS = 50;
+const MORE_REASONS = '(other reasons)';
 
 export interface ImportProgress {
   lines: number;
@@ -49,6 +59,8 @@ export interface ImportSummary {
   /** The first `maxErrors` rejected or unreadable rows, in file order. */
   errors: LineError[];
   errorsOmitted: number;
+  /** How many rows each reason refused (`path: message`, or the code), at most MAX_REASONS kinds. */
+  reasons: Record<string, number>;
   batches: number;
   durationMs: number;
 }
@@ -98,10 +110,16 @@ export async function importSamples(source: AsyncIterable<Buffer | string>, opts
   const maxErrors = opts.maxErrors ?? 100;
   const maxLineLength = opts.maxLineLength ?? 1024 * 1024;
   const summary: ImportSummary = {
-    format: opts.format, lines: 0, rows: 0, accepted: 0, rejected: 0, parseErrors: 0, errors: [], errorsOmitted: 0, batches: 0, durationMs: 0,
+    format: opts.format, lines: 0, rows: 0, accepted: 0, rejected: 0, parseErrors: 0, errors: [], errorsOmitted: 0, reasons: {}, batches: 0, durationMs: 0,
   };
-  const addError = (line: number, errors: FieldError[]) => {
-    if (summary.errors.length < maxErrors) summary.errors.push({ line, errors });
+  const tally = (reason: string, n = 1) => {
+    const key = reason in summary.reasons || Object.keys(summary.reasons).length < MAX_REASONS ? reason : MORE_REASONS;
+    summary.reasons[key] = (summary.reasons[key] ?? 0) + n;
+  };
+  const addError = (line: number, errors: FieldError[], code?: string) => {
+    // Reasons without the row's own values, so identical causes add up.
+    tally(code ?? errors.map((e) => `${e.path}: ${e.message.replace(/^(.{0,80}).*$/s, '$1')}`).join('; '));
+    if (summary.errors.length < maxErrors) summary.errors.push({ line, ...(code ? { code } : {}), errors });
     else summary.errorsOmitted++;
   };
   const parseError = (line: number, message: string) => {
@@ -124,12 +142,18 @@ export async function importSamples(source: AsyncIterable<Buffer | string>, opts
     if (batch.items.length === 0) return;
     const current = batch;
     batch = { items: [], lines: [] };
-    const result = await acceptWithRetry(opts, current, summary, started);
+    const result: SinkResult = await acceptWithRetry(opts, current, summary, started);
     summary.batches++;
     summary.accepted += result.accepted;
-    summary.rejected += result.rejected.length;
+    const rejectedCount = Math.max(result.rejectedCount ?? 0, result.rejected.length);
+    summary.rejected += rejectedCount;
     // Rejections arrive by index; report them in file order with their line numbers.
-    for (const r of [...result.rejected].sort((a, b) => a.index - b.index)) addError(current.lines[r.index] ?? 0, r.errors);
+    for (const r of [...result.rejected].sort((a, b) => a.index - b.index)) addError(current.lines[r.index] ?? 0, r.errors, r.code);
+    // Rejected but not listed (the API lists the first 100 of a batch): counted, reason unknown.
+    if (rejectedCount > result.rejected.length) {
+      summary.errorsOmitted += rejectedCount - result.rejected.length;
+      tally('(not listed by the server: lower --batch-size to see every reason)', rejectedCount - result.rejected.length);
+    }
     progress();
   };
   const add = async (line: number, item: unknown) => {
@@ -210,7 +234,9 @@ async function acceptWithRetry(opts: ImportOptions, batch: Pending, summary: Imp
         await sleep(Math.max(1, err.retryAfterS) * 1000);
         continue;
       }
-      const why = err instanceof BackpressureError ? 'the pipeline stayed behind' : `the sink failed (${(err as Error)?.name ?? 'error'})`;
+      // Only our own HTTP answer is quoted: another sink's message may carry a connection string.
+      const why =
+        err instanceof BackpressureError ? 'the pipeline stayed behind' : err instanceof HttpSinkError ? err.message : `the sink failed (${(err as Error)?.name ?? 'error'})`;
       throw new ImportAbortedError(`import stopped at line ${resume}: ${why}`, finish(summary, started), resume, { cause: err });
     }
   }
@@ -255,7 +281,12 @@ export function formatImportSummary(s: ImportSummary): string {
     `rows: ${s.rows}  accepted: ${s.accepted}  rejected: ${s.rejected}  unreadable: ${s.parseErrors}  (${s.batches} batches, ${(s.durationMs / 1000).toFixed(1)} s)`,
     'duplicates: decided downstream by id and natural key; accepted duplicates are never billed twice, so re-running an import is safe',
   ];
-  for (const e of s.errors) lines.push(`  line ${e.line}: ${e.errors.map((x) => `${x.path}: ${x.message}`).join('; ')}`);
+  const reasons = Object.entries(s.reasons).sort((a, b) => b[1] - a[1]);
+  if (reasons.length > 0) {
+    lines.push('rejected and unreadable rows by reason:');
+    for (const [reason, n] of reasons) lines.push(`  ${String(n).padStart(8)}  ${reason}`);
+  }
+  for (const e of s.errors) lines.push(`  line ${e.line}${e.code ? ` [${e.code}]` : ''}: ${e.errors.map((x) => `${x.path}: ${x.message}`).join('; ')}`);
   if (s.errorsOmitted > 0) lines.push(`  … and ${s.errorsOmitted} more`);
   return lines.join('\n');
 }
