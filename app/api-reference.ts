@@ -14,10 +14,18 @@ import type { FastifyInstance } from 'fastify';
 import { OPENAPI_PATH, REFERENCE_PREFIX } from './api-contract/index.js';
 import { buildOpenApiDocument } from './openapi.js';
 
+/**
+ * Swagger UI's React tree inserts one fixed `<style>` element; it is allowed by its hash
+ * alone (never 'unsafe-inline'). A Swagger UI upgrade that changes it shows up as a CSP
+ * violation in test/openapi-reference-browser.test.ts, and chromium's message names the
+ * new hash.
+ */
+const SWAGGER_UI_INLINE_STYLE = "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='";
+
 export const REFERENCE_CSP = [
   "default-src 'none'",
   "script-src 'self'",
-  "style-src 'self'",
+  `style-src 'self' ${SWAGGER_UI_INLINE_STYLE}`,
   "img-src 'self' data:",
   "font-src 'self'",
   "connect-src 'self'",
