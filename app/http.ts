@@ -11,7 +11,12 @@ import { isRedisUnavailable, REDIS_RETRY_AFTER_S, REDIS_UNAVAILABLE_MESSAGE } fr
 export interface HttpOptions {
   log: Logger;
   bodyLimit: number;
-  metrics: Registry;
+  /**
+   * What /metrics serves: this process's registry, or one that adds the separate ingest
+   * processes' series (process-split.ts). Absent: /metrics is not this process's to serve
+   * (an ingest process of the split forwards it to the engine's process).
+   */
+  metrics?: Pick<Registry, 'contentType' | 'metrics'>;
   /** Each dependency's readiness check; all must pass for /readyz. */
   readiness: Record<string, () => Promise<unknown>>;
   /** Reported by /readyz without deciding it (e.g. pull targets: one exporter down is not us). */
@@ -80,10 +85,13 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
     const ready = Object.values(checks).every((c) => c === 'ok');
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks, ...opts.readinessInfo?.() });
   });
-  app.get('/metrics', async (_req, reply) => {
-    await opts.beforeScrape?.().catch(() => undefined); // a failing gauge never hides the rest
-    return reply.type(opts.metrics.contentType).send(await opts.metrics.metrics());
-  });
+  const metrics = opts.metrics;
+  if (metrics) {
+    app.get('/metrics', async (_req, reply) => {
+      await opts.beforeScrape?.().catch(() => undefined); // a failing gauge never hides the rest
+      return reply.type(metrics.contentType).send(await metrics.metrics());
+    });
+  }
   // The web console (static files under its own Content-Security-Policy; console-routes.ts).
   registerConsole(app);
   // GET /openapi.json and the reference page at /docs/api (api-reference.ts).

@@ -7,6 +7,7 @@
  *   api     the read API.
  */
 import type { Queue } from 'bullmq';
+import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { KeyRing } from '../lib/auth.js';
 import { resolveApiKeys } from '../lib/api-keys.js';
@@ -28,6 +29,8 @@ import type { RoleContext } from './context.js';
 import { createHttpServer } from './http.js';
 import { registerStatusRoute } from './status.js';
 import { loadConfiguredTargets, registerIngestRole } from './ingest-role.js';
+import { serveMetricsToPrimary } from './split-metrics.js';
+import { registerUpstreamProxy, upstreamReadiness } from './upstream-proxy.js';
 import { startWorkerRole } from './worker-role.js';
 
 export interface Pipeline {
@@ -44,8 +47,18 @@ export interface Pipeline {
   close(): Promise<void>;
 }
 
-export async function startPipeline(config: Config, log: Logger): Promise<Pipeline> {
+export interface PipelineOptions {
+  /**
+   * The engine's process of a split (process-split.ts): /metrics serves this process's
+   * registry combined with the ingest processes' series.
+   */
+  combinedMetrics?: (own: Registry) => Pick<Registry, 'contentType' | 'metrics'>;
+}
+
+export async function startPipeline(config: Config, log: Logger, options: PipelineOptions = {}): Promise<Pipeline> {
   const role = config.ROLE;
+  // An ingest process of the split: everything but ingest is the engine's process's.
+  const upstream = role === 'ingest' ? config.UPSTREAM_URL : undefined;
   const wants = {
     ingest: role === 'all' || role === 'ingest',
     worker: role === 'all' || role === 'worker',
@@ -57,6 +70,7 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
   const targets = wants.ingest ? await loadConfiguredTargets(config) : undefined;
   const keys = redisKeys(config.KEY_PREFIX);
   const metrics = createMetrics();
+  if (upstream) serveMetricsToPrimary(metrics.registry);
   const { keys: apiKeys, generatedFile } = resolveApiKeys(config.API_KEYS, config.DATA_DIR);
 
   const redis = await connectRedis({ url: config.REDIS_URL, dataDir: config.DATA_DIR, log });
@@ -104,8 +118,8 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
     const http = createHttpServer({
       log,
       bodyLimit: config.MAX_BODY_BYTES,
-      metrics: metrics.registry,
-      readiness: readinessChecks(redis, ch),
+      ...(upstream ? {} : { metrics: options.combinedMetrics?.(metrics.registry) ?? metrics.registry }),
+      readiness: { ...readinessChecks(redis, ch), ...(upstream ? { engine_process: upstreamReadiness(upstream) } : {}) },
       readinessInfo: () => (collector ? { collector_targets: collectorSummary(collector) } : {}),
       beforeScrape: async () => {
         const [waiting, ledger, quarantined] = await Promise.all([ctx.batchQueue.getWaitingCount(), ledgerGauges(redis.client, keys), quarantineStats(redis.client, keys)]);
@@ -144,7 +158,8 @@ export async function startPipeline(config: Config, log: Logger): Promise<Pipeli
     );
     if (wants.ingest) collector = await registerIngestRole(http, ctx, targets);
     if (wants.api && ch) registerApiRole(http, ctx, ch);
-    registerStatusRoute(http, { ctx, ...(ch ? { ch } : {}), collector: () => collector });
+    if (upstream) await registerUpstreamProxy(http, upstream);
+    else registerStatusRoute(http, { ctx, ...(ch ? { ch } : {}), collector: () => collector });
 
     await http.listen({ host: config.HOST, port: config.PORT });
     // Stopping HTTP first refuses new requests and lets those in progress answer.

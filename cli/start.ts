@@ -1,5 +1,7 @@
 /** `usage-meter start`: runs the pipeline until SIGINT/SIGTERM, then stops gracefully. */
+import cluster from 'node:cluster';
 import { startPipeline } from '../app/pipeline.js';
+import { startSplitPipeline } from '../app/process-split.js';
 import { createLogger } from '../lib/log.js';
 import { loadConfig } from '../schemas/config.js';
 import { settingsHelp, takeSettingFlags } from './settings-flags.js';
@@ -28,7 +30,9 @@ export async function runStartCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const log = createLogger(config.LOG_LEVEL);
-  const pipeline = await startPipeline(config, log);
+  const pipeline = config.ROLE === 'all' && config.INGEST_PROCESSES > 0
+    ? await startSplitPipeline(config, log, overrides).then((split) => ({ ...split.engine, close: () => split.close() }))
+    : await startPipeline(config, log);
   if (pipeline.apiKeysFile) log.info({ file: pipeline.apiKeysFile }, 'API_KEYS not set: using the generated keys in this file');
 
   await new Promise<void>((resolve) => {
@@ -45,9 +49,14 @@ export async function runStartCommand(argv: string[]): Promise<number> {
         resolve();
       });
     };
-    process.once('SIGINT', () => stop('SIGINT'));
+    // An ingest process of the split stops when the engine's process tells it to (SIGTERM),
+    // not on the terminal's Ctrl-C, which reaches the whole process group at once.
+    if (cluster.isWorker) process.on('SIGINT', () => undefined);
+    else process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
   log.info('stopped');
+  // Its channel to the engine's process would keep an ingest process of the split alive.
+  if (cluster.isWorker) cluster.worker?.disconnect();
   return 0;
 }

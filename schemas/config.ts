@@ -157,6 +157,17 @@ export const configSchema = z.object({
   /** …and how long an idle producer is remembered. */
   PRODUCER_IDLE_DAYS: int(1, 3650).default(30),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /**
+   * ROLE=all: how many separate ingest processes take the HTTP traffic on PORT (HTTP
+   * parsing, validation and enqueueing off the engine's event loop), forwarding every
+   * other route to this process (app/process-split.ts). 0: one process does everything.
+   */
+  INGEST_PROCESSES: int(0, 16).default(0),
+  /**
+   * Set by the split for the ingest processes it starts, not by users: where every route
+   * this process does not serve is forwarded (the engine's process, on loopback).
+   */
+  UPSTREAM_URL: z.url().optional(),
 });
 
 export type Config = z.output<typeof configSchema>;

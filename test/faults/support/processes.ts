@@ -27,6 +27,11 @@ export class PipelineProcess {
   /** `env` must set PORT: readiness is polled at http://127.0.0.1:PORT/readyz. */
   constructor(private readonly env: Record<string, string>) {}
 
+  /** The running process's id (undefined while stopped). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** The HTTP port it listens on (every role serves /healthz and /readyz). */
   get port(): number {
     return Number(this.env.PORT);
