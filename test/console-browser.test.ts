@@ -74,6 +74,13 @@ for (let h = 0; h < SYN_HOURS; h++) {
     CELLS.push({ hour, region, zone: '*', type: 'volume', it: 'unknown', metric: 'storage', resources: 20 + ri * 4, total: BigInt((20 + ri * 4) * 100 * GiB * 3600) * 1_000_000n });
   }
 }
+/** The rollup's suppression report for the same hours: resources withheld per hour and metric. */
+const SUPPRESSION = [...new Set(CELLS.map((c) => `${c.hour}|${c.metric}`))].map((k) => {
+  const [hour, metric] = k.split('|') as [string, string];
+  const published = CELLS.filter((c) => c.hour === Number(hour) && c.metric === metric).reduce((n, c) => n + c.resources, 0);
+  const suppressed = (Number(hour) / HOUR) % 3; // 0, 1 or 2 resources in cells under k
+  return { hour: Number(hour), metric, total: published + suppressed, suppressed };
+});
 const decimal6 = (m: bigint) => `${m / 1_000_000n}.${(m % 1_000_000n).toString().padStart(6, '0')}`;
 
 // --- the pipeline and the browser ---------------------------------------------------------
@@ -108,6 +115,11 @@ beforeAll(async () => {
       mean: Number(c.total) / 1e6 / c.resources, p50: Number(c.total) / 1e6 / c.resources, p95: (1.3 * Number(c.total)) / 1e6 / c.resources,
       max: (1.8 * Number(c.total)) / 1e6 / c.resources, generalized: 0, version: 1,
     })),
+  });
+  await p.ch!.insert({
+    table: 'analytics.suppression_hourly',
+    format: 'JSONEachRow',
+    values: SUPPRESSION.map((r) => ({ hour: chTime(r.hour), metric: r.metric, resources_total: r.total, resources_generalized: r.suppressed, resources_suppressed: r.suppressed, k: 2, version: 1 })),
   });
   // An entry the engine "refused", for another account: the health view must count it.
   const rows = Array.from({ length: QUARANTINED_ROWS }, (_, i) => JSON.stringify({ account_id: 'someone-else', n: i })).join('\n');
@@ -308,7 +320,24 @@ describe('the console', () => {
     expect(await s.page.locator('.chart canvas').count()).toBe(1);
     // What shaped the answer is shown when the API reports it (k, suppression).
     const answer = await p.get(`/v1/analytics/queries/fleet-size?from=${iso(SYN_START)}&to=${iso(SYN_END)}&granularity=day`, KEYS.planner);
-    if (answer.body.shaped_by?.privacy) expect(await s.page.locator('[data-shape]').innerText()).toContain(`k=${answer.body.shaped_by.privacy.k}`);
+    // (h1's shaped_by, issue 17: the console shows it when present and needs it nowhere.)
+    expect(answer.body.shaped_by?.privacy, 'the named-query answer reports what shaped it').toBeDefined();
+    {
+      const total = SUPPRESSION.reduce((n, r) => n + r.total, 0);
+      const suppressed = SUPPRESSION.reduce((n, r) => n + r.suppressed, 0);
+      const shape = s.page.locator('[data-shape]');
+      expect(await shape.locator('.shape-line').innerText()).toContain(`k=2 · ${en(suppressed)} of ${en(total)} resource-hours suppressed`);
+      await shape.locator('summary').click();
+      const report = await s.page.locator('#suppression-report tbody tr').evaluateAll((trs) =>
+        trs.map((tr) => Object.fromEntries([...tr.querySelectorAll('td')].map((td) => [td.dataset.col, td.getAttribute('title') ?? td.textContent]))));
+      expect(report.map((r) => r.metric).sort()).toEqual(['cpu', 'memory', 'storage']);
+      for (const r of report) {
+        const mine = SUPPRESSION.filter((x) => x.metric === r.metric);
+        expect(Number(r.suppressed), r.metric).toBe(mine.reduce((n, x) => n + x.suppressed, 0));
+        expect(Number(r.resource_hours), r.metric).toBe(mine.reduce((n, x) => n + x.total, 0));
+      }
+      await shoot(s, 'planner-suppression');
+    }
 
     // The seasonal forecast: one row per future hour whose hour of the week has history,
     // per region; charted as one line per region.

@@ -5,6 +5,7 @@
  * a streamed one. Shown if present; nothing here requires them.
  */
 import { fmtNumber, h, words } from './dom.js';
+import { sortableTable } from './table.js';
 
 /** @param {any} shaped  @param {unknown} warnings */
 export function shapeNotice(shaped, warnings) {
@@ -31,9 +32,14 @@ export function shapeNotice(shaped, warnings) {
       parts.push(`${words(k)}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
     }
   }
+  // The suppression report per metric, when the answer carries it.
+  const byMetric = shaped?.privacy?.by_metric;
   return h('div', { class: `notice ${list.length ? 'warn' : 'info'} shape`, 'data-shape': '' },
     parts.length ? h('div', { class: 'shape-line', text: `Shaped by: ${parts.join(' · ')}` }) : null,
-    list.length ? h('ul', {}, list.map((w) => h('li', { text: w }))) : null);
+    list.length ? h('ul', {}, list.map((w) => h('li', { text: w }))) : null,
+    Array.isArray(byMetric) && byMetric.length > 0
+      ? h('details', { class: 'suppression' }, h('summary', { text: 'Suppression report by metric (resource-hours)' }), sortableTable(byMetric, undefined, { id: 'suppression-report' }))
+      : null);
 }
 
 /** The same from response headers (datasets, CSV). @param {Headers} headers */
