@@ -333,3 +333,9 @@ export function decodeStatus(body: Uint8Array): { code?: number; message?: strin
   const { status } = protoTypes();
   return status.toObject(status.decode(body)) as never;
 }
+
+/** For tests and tools: an ExportMetricsServiceRequest written in its OTLP/JSON shape, as protobuf bytes. */
+export function encodeRequest(json: Record<string, unknown>): Uint8Array {
+  const { request } = protoTypes();
+  return request.encode(request.fromObject(json)).finish();
+}

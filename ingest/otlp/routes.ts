@@ -69,8 +69,11 @@ export function registerOtlpRoutes(app: FastifyInstance, deps: OtlpRouteDeps): v
     scope.addContentTypeParser([JSON_TYPE, PROTOBUF_TYPE], { parseAs: 'buffer', bodyLimit: deps.bodyLimit }, (_req, body, done) => done(null, body));
 
     scope.post(OTLP_METRICS_PATH, { preHandler: deps.keys.require('producer') }, async (req, reply) => {
-      const encoding: OtlpEncoding = String(req.headers['content-type'] ?? '').toLowerCase().startsWith(PROTOBUF_TYPE) ? 'protobuf' : 'json';
+      const type = String(req.headers['content-type'] ?? '').toLowerCase();
+      const encoding: OtlpEncoding = type.startsWith(PROTOBUF_TYPE) ? 'protobuf' : 'json';
       const fail = (status: number, code: number, message: string) => sendOtlp(reply, encoding, status, encodeStatus(encoding, code, message));
+      // Other types reach here through the server's own parsers (text/plain): not OTLP.
+      if (!type.startsWith(PROTOBUF_TYPE) && !type.startsWith(JSON_TYPE)) return fail(415, INVALID_ARGUMENT, `Content-Type must be ${PROTOBUF_TYPE} or ${JSON_TYPE}`);
 
       const body = await inflate(req, deps.bodyLimit);
       if ('error' in body) return fail(body.status, body.status === 413 ? RESOURCE_EXHAUSTED : INVALID_ARGUMENT, body.error);
