@@ -67,10 +67,9 @@ export async function runImportCommand(argv: string[]): Promise<number> {
   const batchSize = Number(values['batch-size']);
   if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new ConfigError('--batch-size must be a whole number of at least 1');
   const config = loadConfig(process.env, overrides);
-  const size = statSync(file).size; // a missing file stops here, before anything connects
-
   const target = values.url ? httpTarget(values) : undefined;
   if (!target && (values.key || values['key-file'])) throw new ConfigError('--key and --key-file go with --url');
+  const size = fileSize(file); // a missing file stops here, before anything connects
   if (target) {
     console.error(`importing through ${target.url}/v1/samples`);
     return runImport(file, size, format, Math.min(batchSize, config.MAX_BATCH_ITEMS), new HttpSink(target));
@@ -99,6 +98,14 @@ export async function runImportCommand(argv: string[]): Promise<number> {
   } finally {
     await queue.close();
     await redis.close();
+  }
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch (err) {
+    throw new ConfigError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
 }
 

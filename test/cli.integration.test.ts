@@ -55,6 +55,24 @@ describe('command line', () => {
   });
 });
 
+describe('import and privacy-scan say how they work', () => {
+  it('import offers --url/--key and says what the default does; privacy-scan says it checks erased fingerprints', () => {
+    const imp = cli(['import', '--help']);
+    expect(imp.status).toBe(0);
+    expect(imp.stdout).toContain('--url URL');
+    expect(imp.stdout).toContain('Without --url (the default), rows go straight into the queue in Redis');
+    const scan = cli(['privacy-scan', '--help']);
+    expect(scan.status).toBe(0);
+    expect(scan.stdout).toContain('fingerprints of identifiers erased since');
+    const bad = cli(['import', 'whatever.ndjson', '--url', 'http://127.0.0.1:1']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--url needs --key or --key-file');
+    const missing = cli(['import', 'no-such-file.ndjson', '--url', 'http://127.0.0.1:1', '--key', 'x'.repeat(20)]);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('cannot read no-such-file.ndjson: ENOENT');
+  });
+});
+
 describe('tools that read a data directory', () => {
   it('refuse a missing or empty one instead of reporting nothing found', () => {
     const empty = mkdtempSync(path.join(os.tmpdir(), 'um-cli-empty-'));
