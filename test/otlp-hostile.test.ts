@@ -36,7 +36,7 @@ async function send(body: Uint8Array | string, opts: { type?: string; key?: stri
   const headers: Record<string, string> = { 'content-type': opts.type ?? (typeof body === 'string' ? 'application/json' : 'application/x-protobuf') };
   if (opts.key !== null) headers.authorization = `Bearer ${opts.key ?? KEYS.producer}`;
   if (opts.encoding) headers['content-encoding'] = opts.encoding;
-  const res = await fetch(`${p.url}/v1/metrics`, { method: 'POST', headers, body });
+  const res = await fetch(`${p.url}/v1/metrics`, { method: 'POST', headers, body: typeof body === 'string' ? body : Buffer.from(body) });
   const bytes = Buffer.from(await res.arrayBuffer());
   return { status: res.status, type: res.headers.get('content-type') ?? '', bytes, retryAfter: res.headers.get('retry-after') };
 }
