@@ -5,6 +5,7 @@
  * code; and GET /v1/status, the health JSON it reads (any valid key, numbers from the
  * same sources as /metrics), on a real pipeline.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { gunzipSync } from 'node:zlib';
@@ -80,7 +81,7 @@ describe('the console files', () => {
   });
 
   it('answers 404 for anything outside the loaded files, however the path is spelled', async () => {
-    for (const path of ['/console/../package.json', '/console/%2e%2e/package.json', '/console/js/../../app/status.ts', '/console/..%2f..%2fpackage.json', '/console/nope.js', '/console/js/', '/console/%00']) {
+    for (const path of ['/console/../package.json', '/console/%2e%2e/package.json', '/console/js/../../app/status.ts', '/console/..%2f..%2fpackage.json', '/console/nope.js', '/console/js/', '/console/%00', '/console/jsconfig.json']) {
       const res = await rawGet(path);
       expect(res.status, path).toBeGreaterThanOrEqual(400);
       expect(res.status, path).toBeLessThan(500);
@@ -111,6 +112,13 @@ describe('the console files', () => {
       expect(text, name).not.toMatch(/@import|url\(\s*['"]?(https?:)?\/\//);
     }
     expect(total).toBeLessThan(400 * 1024);
+  });
+
+  it('type-checks: the browser modules hold to their JSDoc types (console/jsconfig.json)', () => {
+    const tsc = new URL('../node_modules/typescript/bin/tsc', import.meta.url).pathname;
+    const run = spawnSync(process.execPath, [tsc, '-p', new URL('../console/jsconfig.json', import.meta.url).pathname], { encoding: 'utf8' });
+    expect(`${run.stdout}${run.stderr}`).toBe('');
+    expect(run.status).toBe(0);
   });
 });
 

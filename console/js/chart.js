@@ -1,5 +1,6 @@
 // @ts-check
 /** Time-series charts with uPlot (served from this server: ../vendor/uPlot.esm.js). */
+// @ts-ignore -- no types at this URL: app/console-routes.ts serves it from node_modules/uplot
 import uPlot from '../vendor/uPlot.esm.js';
 import { fmtNumber, h } from './dom.js';
 

@@ -1,11 +1,13 @@
 // @ts-check
 /** Small DOM helpers: elements are built with the DOM API, never from HTML strings. */
 
+/** @typedef {Node | string | number | null | undefined | false | Child[]} Child */
+
 /**
  * An element with attributes and children. `class`, `text` and `on<event>` are special.
  * @param {string} tag
  * @param {Record<string, unknown>} [attrs]
- * @param {...(Node | string | number | null | undefined | false | (Node | string)[])} children
+ * @param {...Child} children
  * @returns {HTMLElement}
  */
 export function h(tag, attrs = {}, ...children) {
