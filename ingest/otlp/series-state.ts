@@ -19,8 +19,10 @@
  *
  * Dropping state never bills twice: it only loses the usage between a scope's last
  * request before the drop and its first after (the collectors' restart rule). In memory,
- * per process: with several ingest processes, send one Resource's cumulative data to one
- * of them, or use delta temporality (no state at all).
+ * per process: with several ingest processes (INGEST_PROCESSES > 1, or replicas behind a
+ * balancer) one Resource's cumulative exports may reach two of them, each with its own
+ * baseline, and the time between their baselines is then billed by both. Use delta
+ * temporality there (no state at all), or route each Resource to one process.
  */
 import { UsageTracker, type TrackerOptions } from '../collectors/counters.js';
 
