@@ -4,8 +4,8 @@
  * stream: SIGKILL of one ingest process (the engine's process starts another), then
  * SIGKILL of the engine's process itself (its ingest processes end with it, so a restart
  * on the same PORT and data directory works). Every account's bill equals the oracle,
- * every acknowledged sample is counted once, /metrics on PORT adds up every process, and
- * an API route answers through the forwarder.
+ * every acknowledged sample is counted once, /metrics on PORT adds up every process, an
+ * API route answers through the forwarder, and a client leaving its query cancels it.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createClickHouse } from '../../lib/clickhouse.js';
+import { DEFAULT_SANDBOX_LIMITS } from '../../queries/sandbox/sandbox.js';
 import { deleteKeys, KEYS, uniquePrefix } from '../support/pipeline.js';
 import { PipelineProcess, freePort } from './support/processes.js';
 import { Producer } from './support/producer.js';
@@ -22,6 +23,8 @@ import { report } from './support/report.js';
 import { checkBilled, checkTotals, pipelineState } from './support/verify.js';
 import { makeWorkload } from './support/workload.js';
 
+/** Runs to the sandbox's time limit unless cancelled (as in test/adversarial/sandbox). */
+const HEAVY = 'SELECT count() AS n FROM numbers(100000) AS a CROSS JOIN numbers(100000) AS b WHERE cityHash64(a.number, b.number) % 1000 = 7';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const API_KEYS = Object.entries(KEYS).map(([role, secret]) => `${role}:${role}-test:${secret}`).join(',');
 
@@ -114,6 +117,32 @@ describe('fault 7: ingest in separate processes (INGEST_PROCESSES=2)', () => {
     // The usage API answers through an ingest process's forwarder.
     const totals = await checkTotals(baseUrl, wl.accounts, wl, acknowledged, 90_000, () => pipelineState(redis, prefix));
     expect(totals.mismatches).toEqual({});
+
+    // A client that leaves its ad-hoc query cancels it through the forwarder: the query
+    // would run to its time limit, holding the sandbox's one session; cancelled, the next
+    // statement is answered long before that.
+    const sql = (statement: string, signal?: AbortSignal) =>
+      fetch(`${baseUrl}/v1/analytics/sql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${KEYS.planner}` },
+        body: JSON.stringify({ sql: statement }),
+        ...(signal ? { signal } : {}),
+      });
+    const leftAt = Date.now();
+    const leaving = new AbortController();
+    const heavy = sql(HEAVY, leaving.signal).catch((err: unknown) => err);
+    await sleep(1500);
+    leaving.abort();
+    expect(await heavy).toBeInstanceOf(Error);
+    let next = await sql('SELECT 1 AS one');
+    while (next.status === 429) {
+      await sleep(100);
+      next = await sql('SELECT 1 AS one');
+    }
+    expect(next.status).toBe(200);
+    expect(((await next.json()) as { rows: unknown[] }).rows).toEqual([{ one: 1 }]);
+    expect(Date.now() - leftAt).toBeLessThan(DEFAULT_SANDBOX_LIMITS.maxExecutionTimeS * 1000);
+
     expect(await proc.stop()).toBe(0);
     proc = undefined;
 
