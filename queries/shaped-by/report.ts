@@ -88,19 +88,11 @@ export interface AnalyticsShape {
 
 const HOUR_S = 3600;
 
-const metricRow = z.object({
-  metric: z.string(),
-  hours: z.coerce.number(),
-  resource_hours: z.coerce.number(),
-  generalized_any: z.coerce.number(),
-  suppressed: z.coerce.number(),
-  label_withheld: z.coerce.number(),
-  peak_resources: z.coerce.number(),
-  peak_suppressed: z.coerce.number(),
-  ks: z.array(z.coerce.number()),
-});
-
-const coverageRow = z.object({
+/** One row: the per-metric report as tuples, and the coverage of the range. */
+const n = z.coerce.number();
+const shapeRow = z.object({
+  // (metric, hours, resource_hours, generalized_any, suppressed, label_withheld, peak_resources, peak_suppressed, ks)
+  by_metric: z.array(z.tuple([z.string(), n, n, n, n, n, n, n, z.array(n)])),
   hours: z.coerce.number(),
   first_s: z.coerce.number().nullable(),
   last_s: z.coerce.number().nullable(),
@@ -108,6 +100,18 @@ const coverageRow = z.object({
   analytics_first_s: z.coerce.number().nullable(),
   analytics_last_s: z.coerce.number().nullable(),
 });
+
+interface MetricRow {
+  metric: string;
+  hours: number;
+  resource_hours: number;
+  generalized_any: number;
+  suppressed: number;
+  label_withheld: number;
+  peak_resources: number;
+  peak_suppressed: number;
+  ks: number[];
+}
 
 const IN_RANGE = `hour >= {from:DateTime('UTC')} AND hour < {to:DateTime('UTC')}
       AND (empty({metrics:Array(String)}) OR has({metrics:Array(String)}, metric))`;
@@ -126,42 +130,45 @@ export async function readShape(ch: ClickHouseClient, req: ShapeRequest): Promis
     to: req.window?.toS ?? API_TIME_MAX_MS / 1000 - HOUR_S,
     metrics: req.metrics ?? [],
   };
-  const metrics = await queryRows(
+  // One statement (each is a round trip into the engine): the report per metric, and the
+  // hours with data, published or only reported (a wholly suppressed hour has only a
+  // report row). Times as epoch seconds, so no output format decides how they read.
+  const [row] = await queryRows(
     ch,
-    metricRow,
-    `SELECT metric, count() AS hours, sum(resources_total) AS resource_hours,
-            sum(resources_generalized) AS generalized_any, sum(resources_suppressed) AS suppressed,
-            sum(resources_label_generalized) AS label_withheld,
-            max(resources_total) AS peak_resources, max(resources_suppressed) AS peak_suppressed,
-            arraySort(groupUniqArray(k)) AS ks
-     FROM analytics.suppression_hourly_latest
-     WHERE ${IN_RANGE}
-     GROUP BY metric
-     ORDER BY metric`,
+    shapeRow,
+    `WITH
+         report AS (SELECT * FROM analytics.suppression_hourly_latest WHERE ${IN_RANGE}),
+         published AS (SELECT hour, sum(resources) AS resources FROM analytics.fleet_usage_hourly WHERE ${IN_RANGE} GROUP BY hour),
+         hours AS (SELECT hour FROM report UNION DISTINCT SELECT hour FROM published)
+     SELECT
+         (SELECT groupArray((metric, hours, resource_hours, generalized_any, suppressed, label_withheld, peak_resources, peak_suppressed, ks))
+          FROM (SELECT metric, count() AS hours, sum(resources_total) AS resource_hours,
+                       sum(resources_generalized) AS generalized_any, sum(resources_suppressed) AS suppressed,
+                       sum(resources_label_generalized) AS label_withheld,
+                       max(resources_total) AS peak_resources, max(resources_suppressed) AS peak_suppressed,
+                       arraySort(groupUniqArray(k)) AS ks
+                FROM report GROUP BY metric ORDER BY metric)) AS by_metric,
+         (SELECT count() FROM hours) AS hours,
+         (SELECT if(count() = 0, NULL, toUnixTimestamp(min(hour))) FROM hours) AS first_s,
+         (SELECT if(count() = 0, NULL, toUnixTimestamp(max(hour))) FROM hours) AS last_s,
+         (SELECT sum(resources) FROM published) AS published_resource_hours,
+         (SELECT if(count() = 0, NULL, toUnixTimestamp(min(hour))) FROM
+             (SELECT min(hour) AS hour FROM analytics.fleet_usage_hourly_versions HAVING count() > 0
+              UNION ALL SELECT min(hour) FROM analytics.suppression_hourly HAVING count() > 0)) AS analytics_first_s,
+         (SELECT if(count() = 0, NULL, toUnixTimestamp(max(hour))) FROM
+             (SELECT max(hour) AS hour FROM analytics.fleet_usage_hourly_versions HAVING count() > 0
+              UNION ALL SELECT max(hour) FROM analytics.suppression_hourly HAVING count() > 0)) AS analytics_last_s`,
     params,
   );
-  // Hours with data: published cells or a report row (an hour wholly suppressed has only
-  // the latter). Epoch seconds, so no output format decides how a time reads.
-  const [coverage] = await queryRows(
-    ch,
-    coverageRow,
-    `WITH hours AS (
-         SELECT DISTINCT hour FROM analytics.suppression_hourly_latest WHERE ${IN_RANGE}
-         UNION DISTINCT
-         SELECT DISTINCT hour FROM analytics.fleet_usage_hourly WHERE ${IN_RANGE})
-     SELECT (SELECT count() FROM hours) AS hours,
-            (SELECT if(count() = 0, NULL, toUnixTimestamp(min(hour))) FROM hours) AS first_s,
-            (SELECT if(count() = 0, NULL, toUnixTimestamp(max(hour))) FROM hours) AS last_s,
-            (SELECT sum(resources) FROM analytics.fleet_usage_hourly WHERE ${IN_RANGE}) AS published_resource_hours,
-            (SELECT if(count() = 0, NULL, toUnixTimestamp(min(hour))) FROM
-                (SELECT hour FROM analytics.fleet_usage_hourly_versions UNION ALL SELECT hour FROM analytics.suppression_hourly)) AS analytics_first_s,
-            (SELECT if(count() = 0, NULL, toUnixTimestamp(max(hour))) FROM
-                (SELECT hour FROM analytics.fleet_usage_hourly_versions UNION ALL SELECT hour FROM analytics.suppression_hourly)) AS analytics_last_s`,
-    params,
+  if (!row) throw new Error('the shape query returned no row'); // scalar subqueries always return one
+  const coverage = row;
+  const metrics: MetricRow[] = row.by_metric.map(
+    ([metric, hours, resource_hours, generalized_any, suppressed, label_withheld, peak_resources, peak_suppressed, ks]) => ({
+      metric, hours, resource_hours, generalized_any, suppressed, label_withheld, peak_resources, peak_suppressed, ks,
+    }),
   );
-  if (!coverage) throw new Error('the coverage query returned no row'); // scalar subqueries always return one
 
-  const sum = (f: (m: (typeof metrics)[number]) => number) => metrics.reduce((n, m) => n + f(m), 0);
+  const sum = (f: (m: MetricRow) => number) => metrics.reduce((n, m) => n + f(m), 0);
   const resourceHours = sum((m) => m.resource_hours);
   const suppressed = sum((m) => m.suppressed);
   const generalized = sum((m) => Math.max(0, m.generalized_any - m.suppressed));
