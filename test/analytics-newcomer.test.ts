@@ -136,6 +136,12 @@ describe('a 10-account fleet under the default k', () => {
     expect(res.body.rows).toBe(0);
     expect(res.body.shaped_by.privacy.suppressed).toBe(expected.suppressed);
     expect(res.body.warnings[0]).toMatch(emptiedByK());
+    // The file itself, streamed, carries the same figures in its headers.
+    const file = await get(`/v1/analytics/datasets/fleet-demand?${new URLSearchParams({ ...range(), format: 'csv' })}`, KEYS.datascience);
+    expect(file.status).toBe(200);
+    expect(file.headers.get('x-analytics-k')).toBe(String(K));
+    expect(file.headers.get('x-analytics-suppressed-resources')).toBe(String(expected.suppressed));
+    expect(file.headers.get('warning')).toContain(`were suppressed because fewer than k=${K} accounts share each cell`);
   });
 
   it('the CLI prints the same footer under the table with --url and from the data directory', async () => {
