@@ -7,7 +7,6 @@
  *   api     the read API.
  */
 import type { Queue } from 'bullmq';
-import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { KeyRing } from '../lib/auth.js';
 import { resolveApiKeys } from '../lib/api-keys.js';
@@ -29,7 +28,7 @@ import type { RoleContext } from './context.js';
 import { createHttpServer } from './http.js';
 import { registerStatusRoute } from './status.js';
 import { loadConfiguredTargets, registerIngestRole } from './ingest-role.js';
-import { serveMetricsToPrimary } from './split-metrics.js';
+import { combinedMetrics, ingestCounts, serveMetricsToPrimary, type MetricsJson } from './split-metrics.js';
 import { registerUpstreamProxy, upstreamReadiness } from './upstream-proxy.js';
 import { startWorkerRole } from './worker-role.js';
 
@@ -49,10 +48,10 @@ export interface Pipeline {
 
 export interface PipelineOptions {
   /**
-   * The engine's process of a split (process-split.ts): /metrics serves this process's
-   * registry combined with the ingest processes' series.
+   * The engine's process of a split (process-split.ts): the ingest processes' series, which
+   * /metrics and /v1/status add to this process's own.
    */
-  combinedMetrics?: (own: Registry) => Pick<Registry, 'contentType' | 'metrics'>;
+  ingestProcessesMetrics?: () => Promise<MetricsJson[]>;
 }
 
 export async function startPipeline(config: Config, log: Logger, options: PipelineOptions = {}): Promise<Pipeline> {
@@ -118,7 +117,7 @@ export async function startPipeline(config: Config, log: Logger, options: Pipeli
     const http = createHttpServer({
       log,
       bodyLimit: config.MAX_BODY_BYTES,
-      ...(upstream ? {} : { metrics: options.combinedMetrics?.(metrics.registry) ?? metrics.registry }),
+      ...(upstream ? {} : { metrics: options.ingestProcessesMetrics ? combinedMetrics(metrics.registry, options.ingestProcessesMetrics) : metrics.registry }),
       readiness: { ...readinessChecks(redis, ch), ...(upstream ? { engine_process: upstreamReadiness(upstream) } : {}) },
       readinessInfo: () => (collector ? { collector_targets: collectorSummary(collector) } : {}),
       beforeScrape: async () => {
@@ -159,7 +158,10 @@ export async function startPipeline(config: Config, log: Logger, options: Pipeli
     if (wants.ingest) collector = await registerIngestRole(http, ctx, targets);
     if (wants.api && ch) registerApiRole(http, ctx, ch);
     if (upstream) await registerUpstreamProxy(http, upstream);
-    else registerStatusRoute(http, { ctx, ...(ch ? { ch } : {}), collector: () => collector });
+    else {
+      const others = options.ingestProcessesMetrics;
+      registerStatusRoute(http, { ctx, ...(ch ? { ch } : {}), collector: () => collector, ...(others ? { otherIngestCounts: () => ingestCounts(others) } : {}) });
+    }
 
     await http.listen({ host: config.HOST, port: config.PORT });
     // Stopping HTTP first refuses new requests and lets those in progress answer.

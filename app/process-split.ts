@@ -17,10 +17,9 @@
 import cluster, { type Worker } from 'node:cluster';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { AggregatorRegistry } from 'prom-client';
 import type { Config } from '../schemas/config.js';
 import { startPipeline, type Pipeline } from './pipeline.js';
-import { metricsCollector, type MetricsJson } from './split-metrics.js';
+import { metricsCollector } from './split-metrics.js';
 /** Restart pause after an ingest process dies: doubles per death within a minute, capped. */
 const RESTART_MIN_MS = 250;
 const RESTART_MAX_MS = 10_000;
@@ -42,16 +41,7 @@ export async function startSplitPipeline(config: Config, log: Logger, settings: 
   const workers = new Set<Worker>();
   const ingestMetrics = metricsCollector(() => [...workers]);
 
-  const engine = await startPipeline({ ...config, HOST: '127.0.0.1', PORT: 0 }, log, {
-    combinedMetrics: (own) => ({
-      contentType: own.contentType,
-      metrics: async () => {
-        const [mine, theirs] = await Promise.all([own.getMetricsAsJSON(), ingestMetrics()]);
-        if (theirs.length === 0) return own.metrics();
-        return AggregatorRegistry.aggregate([mine as MetricsJson, ...theirs]).metrics();
-      },
-    }),
-  });
+  const engine = await startPipeline({ ...config, HOST: '127.0.0.1', PORT: 0 }, log, { ingestProcessesMetrics: ingestMetrics });
 
   // The ingest processes: this program again, as `start --role ingest`, sharing PORT. Each
   // accepts its own connections (no round-robin through this busy event loop).

@@ -5,7 +5,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { MetricObjectWithValues, MetricValue, Registry } from 'prom-client';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -61,4 +61,27 @@ export function metricsCollector(workers: () => Worker[]): () => Promise<Metrics
     for (const [w, listener] of listeners) w.off('message', listener);
     return got;
   };
+}
+
+/**
+ * /metrics of the engine's process of a split: its own series added to the ingest
+ * processes' (counters summed per label set, prom-client's cluster aggregation).
+ */
+export function combinedMetrics(own: Registry, others: () => Promise<MetricsJson[]>): Pick<Registry, 'contentType' | 'metrics'> {
+  return {
+    contentType: own.contentType,
+    metrics: async () => {
+      const [mine, theirs] = await Promise.all([own.getMetricsAsJSON(), others()]);
+      if (theirs.length === 0) return own.metrics();
+      return AggregatorRegistry.aggregate([mine as MetricsJson, ...theirs]).metrics();
+    },
+  };
+}
+
+/** Samples the ingest processes accepted and rejected, for /v1/status. */
+export async function ingestCounts(others: () => Promise<MetricsJson[]>): Promise<{ accepted: number; rejected: number }> {
+  const sum = (all: MetricsJson[], name: string) =>
+    all.reduce((n, metrics) => n + (metrics.find((m) => m.name === name)?.values ?? []).reduce((a, v) => a + Number(v.value), 0), 0);
+  const theirs = await others();
+  return { accepted: sum(theirs, 'um_samples_accepted_total'), rejected: sum(theirs, 'um_samples_rejected_total') };
 }

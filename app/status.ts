@@ -31,6 +31,11 @@ export interface StatusDeps {
   ch?: ClickHouseClient;
   /** The pull collector, once the ingest role has started it. */
   collector: () => PullCollector | undefined;
+  /**
+   * The engine's process of a split (process-split.ts): what the separate ingest processes
+   * accepted and rejected, added to this process's counts.
+   */
+  otherIngestCounts?: () => Promise<{ accepted: number; rejected: number }>;
   now?: () => number;
 }
 
@@ -103,9 +108,10 @@ export function registerStatusRoute(app: FastifyInstance, deps: StatusDeps): voi
 
   const compute = async () => {
     const at = now();
-    const [accepted, rejected, batchSeq, waiting, active, delayed, deadLetters, ledger, quarantine, latest] = await Promise.all([
+    const [ownAccepted, ownRejected, others, batchSeq, waiting, active, delayed, deadLetters, ledger, quarantine, latest] = await Promise.all([
       counterValue(ctx.metrics.samplesAccepted),
       counterValue(ctx.metrics.samplesRejected),
+      deps.otherIngestCounts?.() ?? { accepted: 0, rejected: 0 },
       redis.get(ctx.keys.batchSeq).then(Number),
       ctx.batchQueue.getWaitingCount(),
       ctx.batchQueue.getActiveCount(),
@@ -116,6 +122,7 @@ export function registerStatusRoute(app: FastifyInstance, deps: StatusDeps): voi
       // A failing engine is reported, not a failed status: the rest still tells the story.
       deps.ch ? latestHours(deps.ch).catch((err: unknown) => ({ error: (err as Error).message.slice(0, 300) })) : undefined,
     ]);
+    const [accepted, rejected] = [ownAccepted + others.accepted, ownRejected + others.rejected];
     const snap = { at, accepted, rejected, batches: batchSeq };
     // Batches are counted fleet-wide (Redis) from their number at start; samples per process.
     rate ??= new RateWindow({ at: startedAt, accepted: 0, rejected: 0, batches: batchSeq });
@@ -125,8 +132,9 @@ export function registerStatusRoute(app: FastifyInstance, deps: StatusDeps): voi
       generated_at: new Date(at).toISOString(),
       role: ctx.config.ROLE,
       ingest: {
-        // prom-client counters of this process: with ROLE=ingest scaled out, each process its own.
-        scope: 'process',
+        // prom-client counters: this process's, and the split's ingest processes' when it has
+        // them; with ROLE=ingest scaled out (server mode), each process its own.
+        scope: deps.otherIngestCounts ? 'all ingest processes' : 'process',
         since: new Date(startedAt).toISOString(),
         samples_accepted: accepted,
         samples_rejected: rejected,

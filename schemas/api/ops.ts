@@ -30,7 +30,7 @@ export const pipelineStatusSchema = z
     generated_at: instantSchema,
     role: z.enum(ROLES),
     ingest: z.strictObject({
-      scope: z.literal('process').meta({ description: 'Sample counters are this process’s own' }),
+      scope: z.enum(['process', 'all ingest processes']).meta({ description: 'Sample counters are this process’s own, or with INGEST_PROCESSES every ingest process’s added up' }),
       since: instantSchema,
       samples_accepted: count,
       samples_rejected: count,

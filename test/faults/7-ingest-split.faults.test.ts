@@ -87,6 +87,9 @@ describe('fault 7: ingest in separate processes (INGEST_PROCESSES=2)', () => {
     const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
     const accepted = Number(/^um_samples_accepted_total (\d+)/m.exec(metrics)?.[1]);
     expect(accepted).toBe(producer.stats.acknowledgedItems);
+    // So does /v1/status (the console's health view), forwarded to the engine's process.
+    const status = (await (await fetch(`${baseUrl}/v1/status`, { headers: { authorization: `Bearer ${KEYS.billing}` } })).json()) as { ingest: { scope: string; samples_accepted: number } };
+    expect(status.ingest).toMatchObject({ scope: 'all ingest processes', samples_accepted: producer.stats.acknowledgedItems });
 
     // The rest of the stream, with the kills in it.
     const rest = new Producer({ url: () => baseUrl, key: KEYS.producer, concurrency: 4, paceMs: 150 });
