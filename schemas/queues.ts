@@ -114,6 +114,10 @@ export function redisKeys(prefix: string) {
     quarantineIndex: `${prefix}:quarantine-index`,
     quarantineAccounts: `${prefix}:quarantine-accounts`,
     quarantineTotal: `${prefix}:quarantine-total`,
+    /** OTLP cumulative and gauge state, shared by every ingest process (ingest/otlp/shared-state.ts says what must hold). */
+    otlpScope: (scope: string) => `${prefix}:otlp:scope:${scope}`,
+    otlpScopes: `${prefix}:otlp:scopes`,
+    otlpStateMeta: `${prefix}:otlp:meta`,
     /** Lock held by the worker running a rollup round: one round at a time. */
     rollupLock: `${prefix}:rollup-lock`,
     /** Counter: the last ReplacingMergeTree row version issued, fleet-wide (domain/ledger.ts `nextRowVersion`). */

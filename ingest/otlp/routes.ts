@@ -15,20 +15,24 @@
  * - 503 + Retry-After: back-pressure (exporters retry, honouring Retry-After).
  * 401/403 come from the shared key check in the API's JSON error shape.
  *
- * Delivery order: translate (moves the cumulative state on) → accept in batches of at
- * most MAX_BATCH_ITEMS → answer. A batch the acceptor cannot take goes, with everything
- * after it, to the pending samples (pending.ts) and is sent before the next request's.
+ * Delivery order: translate (moves the shared cumulative state on, in Redis: one round
+ * trip) → accept in batches of at most MAX_BATCH_ITEMS → answer. A batch the acceptor cannot
+ * take goes, with everything after it, to the pending samples (pending.ts) and is sent
+ * before the next request's. Redis unavailable while translating: nothing moved, 503.
  */
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { KeyRing } from '../../lib/auth.js';
+import type { RedisKeys } from '../../schemas/queues.js';
 import type { SampleInput } from '../../schemas/sample.js';
 import { BackpressureError, type SampleSink } from '../accept.js';
 import { decodeJsonRequest, decodeProtobufRequest, encodeResponse, encodeStatus, loadOtlpDefinitions, OtlpDecodeError, TooManyDataPointsError, type OtlpEncoding } from './decode.js';
 import { PendingSamples } from './pending.js';
 import { Rejections } from './rejections.js';
+import { SharedSeriesState } from './shared-state.js';
 import { OtlpTranslator } from './translate.js';
 
 const gunzipAsync = promisify(gunzip);
@@ -47,6 +51,9 @@ const UNAVAILABLE = 14;
 export interface OtlpRouteDeps {
   acceptor: SampleSink;
   keys: KeyRing;
+  /** Where the cumulative state lives, shared by every ingest process. */
+  redis: Redis;
+  redisKeys: RedisKeys;
   /** MAX_BODY_BYTES: the largest body, compressed and after decompression. */
   bodyLimit: number;
   /** MAX_BATCH_ITEMS: samples per accepted batch. */
@@ -59,7 +66,7 @@ export interface OtlpRouteDeps {
 
 export function registerOtlpRoutes(app: FastifyInstance, deps: OtlpRouteDeps): void {
   loadOtlpDefinitions(); // a broken vendored .proto stops start-up, not the first export
-  const translator = deps.translator ?? new OtlpTranslator();
+  const translator = deps.translator ?? new OtlpTranslator({ state: new SharedSeriesState(deps.redis, deps.redisKeys) });
   const pending = deps.pending ?? new PendingSamples();
   const maxDataPoints = deps.maxDataPoints ?? DEFAULT_MAX_DATA_POINTS;
   void app.register(async (scope) => {
@@ -86,7 +93,7 @@ export function registerOtlpRoutes(app: FastifyInstance, deps: OtlpRouteDeps): v
         throw err;
       }
 
-      const translation = translator.translate(request);
+      const translation = await translator.translate(request); // Redis down: the server's handler answers 503
       const rejections = translation.rejections;
       const held = pending.take();
       const items: SampleInput[] = [...held, ...translation.samples];

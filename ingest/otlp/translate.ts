@@ -2,21 +2,26 @@
  * OTLP metrics → wire samples, by the pull collectors' own rules:
  *
  *   names.ts (OTLP → Prometheus names) → mappings/apply.ts (which series bill what, for whom)
- *   → counters.ts UsageTracker (cumulative sums and gauges) or the delta path below
+ *   → cumulative sums and gauges: the shared state (shared-state.ts, one Redis round trip
+ *     per request) and cumulative.ts (the counters' UsageTracker rules), or the delta path below
  *   → samples.ts windowsToSamples → the acceptor.
  *
- * - **Gauges** (and non-monotonic cumulative sums, which are levels) go through the tracker
- *   like a scraped gauge: a level is held over (previous reading, this one].
- * - **Cumulative monotonic sums** go through the tracker like a scraped counter: per-series
- *   deltas, the first reading of a group a baseline (what an earlier process billed is
- *   unknown), a lower value a reset. `start_time_unix_nano` is part of the series' identity,
- *   so a new start time is a new series in a known group: it counts from zero, which is the
- *   reset rule (the usage since the restart is the new value).
+ * - **Gauges** (and non-monotonic cumulative sums, which are levels) are held like a scraped
+ *   gauge: a level over (previous reading, this one].
+ * - **Cumulative monotonic sums** are per-series increases like a scraped counter: the
+ *   first reading of a group a baseline (what was billed before is unknown), a lower value
+ *   a reset. `start_time_unix_nano` is kept with each series: a new start time later than
+ *   the stored reading is a reset, the usage since the restart being the new value.
+ * - The state is shared by every ingest process and moves on only to a later slot, so
+ *   exports split across processes (or arriving late, or retried) bill each interval once.
+ *   Points it could not place safely are refused before they reach it: more than 5 minutes
+ *   in the future (one would hold every later export back as stale), older than the state
+ *   is kept (`maxAgeMs`), a start time after the point's time.
  * - **Delta monotonic sums** are used as they are: each point's (start, time] is a window,
  *   its value the usage in it, summed per group like the counter terms of a mapping.
  *   Windows longer than an hour are cut at UTC hours with the counter's exact proportional
  *   share; longer than the counter's maximum gap (7 days) they are refused, as a scraped
- *   counter's gap that long is re-baselined rather than spread.
+ *   counter's gap that long is re-baselined rather than spread. No state.
  * - Times are cut to whole seconds (the wire format's grid): two readings in one second
  *   are one slot; the later one is `stale` and its usage lands in the next window.
  *
@@ -29,20 +34,22 @@
  * window end), so a retried request produces the same ids and is not billed twice.
  */
 import { createHash } from 'node:crypto';
-import type { SampleInput } from '../../schemas/sample.js';
-import type { GroupReading, UsageWindow } from '../collectors/counters.js';
+import { LIMITS, type SampleInput } from '../../schemas/sample.js';
+import type { TrackerOptions, UsageWindow } from '../collectors/counters.js';
 import { splitWindow } from '../collectors/counters.js';
-import { applyMapping, type MappedResource, type TargetContext } from '../collectors/mappings/apply.js';
+import { applyMapping, type MappedReading, type MappedResource, type TargetContext } from '../collectors/mappings/apply.js';
 import { mappingRef, type Mapping } from '../collectors/mappings/index.js';
 import { seriesKeyOf, type PromSample } from '../collectors/prometheus-text.js';
 import { windowsToSamples, type WindowOwner } from '../collectors/samples.js';
+import { billStep, validReading, type PlannedSeries } from './cumulative.js';
 import { AGGREGATION_TEMPORALITY, TOO_MANY_ATTRIBUTES, type OtlpRequest, type OtlpResource } from './decode.js';
 import { otelHostMapping } from './host-mapping.js';
 import { labelsOf, prometheusMetricName, type OtlpKind } from './names.js';
 import { Rejections } from './rejections.js';
-import { SeriesState } from './series-state.js';
+import type { SharedSeriesState, StateStep } from './shared-state.js';
 
 const NS_PER_S = 1_000_000_000n;
+const DAY_MS = 86_400_000;
 /** The resource attribute naming a sample's region (required: the wire format needs one). */
 export const REGION_ATTRIBUTE = 'cloud.region';
 
@@ -56,10 +63,14 @@ export interface Translation {
 }
 
 export interface TranslatorOptions {
+  /** The cumulative and gauge state, shared by every ingest process. */
+  state: SharedSeriesState;
   mapping?: Mapping;
-  state?: SeriesState;
   /** Longest delta window accepted, in seconds (the tracker's counterMaxGapS). */
   maxDeltaS?: number;
+  /** Cumulative and gauge series one request may carry per Resource (default 5,000). */
+  maxSeriesPerScope?: number;
+  tracker?: TrackerOptions;
 }
 
 interface Bucket {
@@ -69,6 +80,8 @@ interface Bucket {
   samples: PromSample[];
   /** series key → how to name the point in a rejection */
   origin: Map<string, string>;
+  /** series key → the point's start and exact time (cumulative buckets) */
+  times: Map<string, { startNs: bigint; timeNs: bigint }>;
 }
 
 interface ResourceBuckets {
@@ -76,29 +89,78 @@ interface ResourceBuckets {
   delta: Map<string, Bucket>;
 }
 
+type WindowMap = Map<string, { window: UsageWindow; owner: WindowOwner; points: number }>;
+
+/** One Resource's translation between planning and the samples. */
+interface ResourcePlan {
+  windows: WindowMap;
+}
+
+/** One group's cumulative or gauge reading, waiting for the shared state's answer. */
+interface PlannedStep {
+  plan: ResourcePlan;
+  reading: MappedReading;
+  owner: WindowOwner;
+  series: PlannedSeries[];
+  state: StateStep;
+}
+
 export class OtlpTranslator {
   readonly mapping: Mapping;
-  readonly state: SeriesState;
+  readonly state: SharedSeriesState;
+  readonly maxSeriesPerScope: number;
+  /** Oldest cumulative or gauge point taken: state idle longer is dropped (a day of clock skew kept apart). */
+  readonly maxAgeMs: number;
   private readonly ref: string;
   private readonly knownSeries: Set<string>;
   private readonly maxDeltaMs: number;
+  private readonly trackerOptions: TrackerOptions;
 
-  constructor(opts: TranslatorOptions = {}) {
+  constructor(opts: TranslatorOptions) {
     this.mapping = opts.mapping ?? otelHostMapping;
-    this.state = opts.state ?? new SeriesState();
+    this.state = opts.state;
+    this.maxSeriesPerScope = opts.maxSeriesPerScope ?? 5_000;
+    this.maxAgeMs = opts.state.limits.idleMs - DAY_MS;
+    if (this.maxAgeMs <= 0) throw new RangeError('the shared state must be kept idle for more than a day');
     this.ref = mappingRef(this.mapping);
     this.knownSeries = new Set(this.mapping.metrics.flatMap((r) => r.terms.map((t) => t.series)));
     this.maxDeltaMs = (opts.maxDeltaS ?? 7 * 86_400) * 1000;
+    this.trackerOptions = opts.tracker ?? {};
   }
 
-  translate(req: OtlpRequest, nowMs = Date.now()): Translation {
+  /**
+   * Order: plan every Resource (pure) → one atomic state update for every cumulative and
+   * gauge group of the request → bill each group's step from its previous state → samples.
+   * The state has moved on once this resolves: samples it returns exist nowhere else, so
+   * the caller must deliver or hold them (pending.ts).
+   */
+  async translate(req: OtlpRequest, nowMs = Date.now()): Promise<Translation> {
     const out: Translation = { samples: [], pointsPerSample: [], rejections: new Rejections(), notes: { baselines: 0, resets: 0, stale: 0 } };
-    for (const resource of req.resources) this.resource(resource, nowMs, out);
+    const plans: ResourcePlan[] = [];
+    const steps: PlannedStep[] = [];
+    for (const resource of req.resources) {
+      const plan = this.plan(resource, nowMs, out.rejections, steps);
+      if (plan) plans.push(plan);
+    }
+    if (steps.length > 0) {
+      const { outcomes, floorMs } = await this.state.advance(steps.map((s) => s.state), nowMs);
+      steps.forEach((step, i) => {
+        const outcome = outcomes[i]!;
+        if (outcome.kind === 'stale' || outcome.kind === 'below_floor') out.notes.stale++;
+        else if (outcome.kind === 'baseline') out.notes.baselines++;
+        else {
+          const bill = billStep(step.reading, step.series, step.state.slotMs, outcome, floorMs, this.trackerOptions);
+          out.notes.resets += bill.restarts + bill.events.filter((e) => e.type === 'reset').length;
+          for (const w of bill.windows) addWindow(step.plan.windows, w, step.owner, step.reading.series.length);
+        }
+      });
+    }
+    for (const plan of plans) this.emit(plan, out);
     return out;
   }
 
-  private resource(resource: OtlpResource, nowMs: number, out: Translation): void {
-    const rej = out.rejections;
+  /** Buckets a Resource's points, bills its delta points, and queues its cumulative steps. */
+  private plan(resource: OtlpResource, nowMs: number, rej: Rejections, steps: PlannedStep[]): ResourcePlan | undefined {
     const region = resource.attributes[REGION_ATTRIBUTE] ?? '';
     const buckets: ResourceBuckets = { cumulative: new Map(), delta: new Map() };
     let billable = 0;
@@ -170,8 +232,21 @@ export class OtlpTranslator {
             const key = `${startMs}:${endMs}`;
             bucket = buckets.delta.get(key) ?? newBucket(buckets.delta, key, endMs, startMs);
           } else {
-            // A new start time is a new series: counted from zero, the counter reset rule.
-            if (kind === 'monotonic_sum') extra.otel_start_time_unix_nano = point.startNs.toString();
+            // Refused before the shared state sees them: a future time would hold every
+            // later export back as stale; one older than the state is kept could be a
+            // baseline behind readings already billed.
+            if (endMs > nowMs + LIMITS.maxFutureMs) {
+              rej.add(`${what}: a data point's time is more than ${LIMITS.maxFutureMs / 60_000} minutes in the future`, 1);
+              continue;
+            }
+            if (endMs < nowMs - this.maxAgeMs) {
+              rej.add(`${what}: a cumulative or gauge data point older than ${this.maxAgeMs / DAY_MS} days is not billed (its series state is not kept that long)`, 1);
+              continue;
+            }
+            if (kind === 'monotonic_sum' && point.startNs > point.timeNs) {
+              rej.add(`${what}: a cumulative point's start_time_unix_nano is after its time_unix_nano`, 1);
+              continue;
+            }
             bucket = buckets.cumulative.get(endMs) ?? newBucket(buckets.cumulative, endMs, endMs);
           }
           const labels = labelsOf(point.attributes, extra);
@@ -181,55 +256,54 @@ export class OtlpTranslator {
             continue;
           }
           bucket.origin.set(key, what);
+          if (!delta) bucket.times.set(key, { startNs: kind === 'monotonic_sum' ? point.startNs : 0n, timeNs: point.timeNs });
           bucket.samples.push({ name, labels, value: point.value, line: 0 });
           billable++;
         }
       }
     }
-    if (billable === 0) return;
+    if (billable === 0) return undefined;
 
+    const plan: ResourcePlan = { windows: new Map() };
     const target: TargetContext = { id: 'otlp', region, labels: labelsOf(resource.attributes), attributes: {} };
     const scope = scopeKeyOf(resource.attributes);
     const cumulativeSeries = [...buckets.cumulative.values()].reduce((n, b) => n + b.samples.length, 0);
-    if (cumulativeSeries > this.state.maxSeriesPerScope) {
-      rej.add(`the resource sent ${cumulativeSeries} cumulative and gauge series; at most ${this.state.maxSeriesPerScope} are tracked per resource`, cumulativeSeries);
+    if (cumulativeSeries > this.maxSeriesPerScope) {
+      rej.add(`the resource sent ${cumulativeSeries} cumulative and gauge series; at most ${this.maxSeriesPerScope} are tracked per resource`, cumulativeSeries);
       buckets.cumulative.clear();
     }
 
-    const windows = new Map<string, { window: UsageWindow; owner: WindowOwner; points: number }>();
-    const addWindow = (w: UsageWindow, owner: WindowOwner, points: number) => {
-      const k = `${w.key}\u0000${w.endMs}`;
-      const prev = windows.get(k);
-      if (!prev) windows.set(k, { window: { ...w }, owner, points });
-      else {
-        prev.window.units += w.units;
-        prev.window.startMs = Math.min(prev.window.startMs, w.startMs);
-        prev.points += points;
-      }
-    };
-
-    // Cumulative and gauge readings, oldest slot first, through the counters' tracker.
-    if (buckets.cumulative.size > 0) {
-      const tracker = this.state.tracker(scope, nowMs);
-      for (const bucket of [...buckets.cumulative.values()].sort((a, b) => a.endMs - b.endMs)) {
-        const mapped = this.map(bucket, target, rej);
-        if (!mapped) continue;
-        const readings: GroupReading[] = mapped.flatMap((r) => r.readings);
-        const owners = ownersOf(mapped);
-        const result = tracker.observe(scope, bucket.endMs, readings);
-        const seriesOf = new Map(readings.map((r) => [r.key, r.series.length]));
-        for (const e of result.events) {
-          if (e.type === 'baseline') out.notes.baselines++;
-          else if (e.type === 'reset') out.notes.resets++;
-          else if (e.type === 'stale') out.notes.stale++;
-          else if (e.type === 'invalid') {
+    // Cumulative and gauge readings, oldest slot first: queued for the shared state.
+    for (const bucket of [...buckets.cumulative.values()].sort((a, b) => a.endMs - b.endMs)) {
+      const mapped = this.map(bucket, target, rej);
+      if (!mapped) continue;
+      const owners = ownersOf(mapped);
+      for (const reading of mapped.flatMap((r) => r.readings)) {
+        const checked = validReading(reading);
+        if ('invalid' in checked) {
+          for (const e of checked.invalid) {
             const origin = e.series ? bucket.origin.get(stripTerm(e.series)) : undefined;
-            rej.add(`${origin ?? owners.get(e.key)?.metric ?? 'a metric'}: ${e.reason}`, e.series ? 1 : (seriesOf.get(e.key) ?? 1));
+            rej.add(`${origin ?? reading.metric}: ${e.reason}`, e.series ? 1 : reading.series.length);
           }
         }
-        for (const w of result.windows) addWindow(w, owners.get(w.key)!, seriesOf.get(w.key) ?? 0);
+        const valid = checked.ok;
+        if (!valid) continue;
+        const series = valid.series.map((s) => ({ id: s.id, ...bucket.times.get(stripTerm(s.id))! }));
+        const timeNs = series.reduce((t, s) => (s.timeNs > t ? s.timeNs : t), 0n);
+        steps.push({
+          plan,
+          reading: { ...valid, metric: reading.metric },
+          owner: owners.get(reading.key)!,
+          series,
+          state: {
+            scope,
+            group: reading.key,
+            slotMs: bucket.endMs,
+            timeNs,
+            series: valid.kind === 'counter' ? valid.series.map((s, i) => ({ id: s.id, record: { startNs: series[i]!.startNs, timeNs: series[i]!.timeNs, value: s.value } })) : [],
+          },
+        });
       }
-      this.state.settle(scope);
     }
 
     // Delta readings: each point's own window, summed per group.
@@ -256,15 +330,20 @@ export class OtlpTranslator {
         pieces.forEach(([a, b], i) => {
           const share = i === pieces.length - 1 ? units - given : (units * BigInt(b - a)) / span;
           given += share;
-          addWindow({ key: r.key, startMs: a, endMs: b, units: share, scale: r.scale }, owners.get(r.key)!, points);
+          addWindow(plan.windows, { key: r.key, startMs: a, endMs: b, units: share, scale: r.scale }, owners.get(r.key)!, points);
         });
       }
     }
+    return plan;
+  }
 
-    const list = [...windows.values()];
+  /** A Resource's windows as samples with deterministic ids. */
+  private emit(plan: ResourcePlan, out: Translation): void {
+    const list = [...plan.windows.values()];
+    if (list.length === 0) return;
     const owners = new Map(list.map((w) => [w.window.key, w.owner]));
     const { samples, unrepresentable } = windowsToSamples({ mappingRef: this.ref, targetId: 'otlp' }, owners, list.map((w) => w.window));
-    rej.add('a window whose usage is beyond 2^53 units cannot be written exactly', unrepresentable);
+    out.rejections.add('a window whose usage is beyond 2^53 units cannot be written exactly', unrepresentable);
     const kept = list.filter((w) => w.window.units <= BigInt(Number.MAX_SAFE_INTEGER));
     samples.forEach((s, i) => {
       const owner = kept[i]!.owner;
@@ -284,8 +363,20 @@ export class OtlpTranslator {
   }
 }
 
+/** Windows of one group ending at the same instant are one sample: their usage adds up. */
+function addWindow(windows: WindowMap, w: UsageWindow, owner: WindowOwner, points: number): void {
+  const k = `${w.key}\u0000${w.endMs}`;
+  const prev = windows.get(k);
+  if (!prev) windows.set(k, { window: { ...w }, owner, points });
+  else {
+    prev.window.units += w.units;
+    prev.window.startMs = Math.min(prev.window.startMs, w.startMs);
+    prev.points += points;
+  }
+}
+
 function newBucket<K>(map: Map<K, Bucket>, key: K, endMs: number, startMs?: number): Bucket {
-  const b: Bucket = { endMs, ...(startMs === undefined ? {} : { startMs }), samples: [], origin: new Map() };
+  const b: Bucket = { endMs, ...(startMs === undefined ? {} : { startMs }), samples: [], origin: new Map(), times: new Map() };
   map.set(key, b);
   return b;
 }
