@@ -35,7 +35,8 @@ const sample = (account: string, i: number, metric = 'cpu') => ({
   region: 'eu-west-1',
   metric,
   value: metric === 'cpu' ? 30 + i : 2_147_483_648,
-  ts: thisHour - HOUR + (i + 1) * 60_000,
+  // Always within the previous hour, whatever `i` and the clock: ingest refuses the future.
+  ts: thisHour - HOUR + ((i % 59) + 1) * 60_000,
   interval_s: 60,
   attributes: { instance_type: 'm5.large' },
 });
