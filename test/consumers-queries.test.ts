@@ -134,6 +134,96 @@ for (const r of liveFleet.resources) {
   }
 }
 
+// --- the suppression report of the three weeks, seeded beside their cells ----------------
+
+/** When K_ANONYMITY went from 2 to 3 in the seeded report: halfway through a day. */
+const K_CHANGE = SYN_START + 10 * DAY + 12 * HOUR;
+/** The first hours were recorded before the report kept k and the generalized counts. */
+const LEGACY_UNTIL = SYN_START + 6 * HOUR;
+/** The first of the hours (every 50th) whose report was computed twice. */
+const TWICE = SYN_START + 8 * HOUR;
+
+interface ReportRow {
+  hour: number;
+  metric: string;
+  total: number;
+  generalized: number;
+  zoneGeneralized: number;
+  labelGeneralized: number;
+  suppressed: number;
+  k: number;
+  version: number;
+}
+
+/**
+ * One row per hour and metric the cells cover, as the rollup writes it: the published
+ * resources plus a few suppressed, generalized counts that include the suppressed (the
+ * rollup generalizes before it suppresses). Every 50th hour (from TWICE) was also computed once before,
+ * with other figures, under an older version: only the newest may count.
+ */
+function syntheticReport(): ReportRow[] {
+  const out: ReportRow[] = [];
+  for (const [key, cs] of groupBy(cells, (c) => `${c.hour}|${c.metric}`)) {
+    const [hour, metric] = [Number(key.split('|')[0]), key.split('|')[1]!];
+    const n = noise(hour / HOUR + metric.length * 7919);
+    const suppressed = Math.floor(n * 4);
+    const published = sum(cs.map((c) => c.resources));
+    const legacy = hour < LEGACY_UNTIL;
+    const generalizedCells = sum(cs.filter((c) => c.instance_type === '*').map((c) => c.resources));
+    const zoneCells = sum(cs.filter((c) => c.instance_type === '*' && c.zone === '*').map((c) => c.resources));
+    out.push({
+      hour, metric, total: published + suppressed,
+      generalized: legacy ? 0 : generalizedCells + suppressed,
+      zoneGeneralized: legacy ? 0 : zoneCells + suppressed,
+      labelGeneralized: legacy ? 0 : Math.floor(noise(hour / HOUR + 31 * metric.length) * 3),
+      suppressed, k: legacy ? 0 : hour >= K_CHANGE ? 3 : 2, version: 2,
+    });
+    if ((hour - TWICE) % (50 * HOUR) === 0) out.push({ ...out.at(-1)!, total: published + 100, suppressed: 100, generalized: 150, version: 1 });
+  }
+  return out;
+}
+
+// --- a generalized and a suppressed cohort, through the pipeline --------------------------
+
+const EDGE_START = LIVE_START - 3 * HOUR;
+/**
+ * Nine VMs of nine accounts in three hours before the live ones, with K_ANONYMITY=2. What the
+ * rollup must make of each is the point of the fixture, written beside it:
+ *  - fine: three accounts share eu-north-1a m5.large, published as sent;
+ *  - instance type generalized: c5.xlarge is alone in eu-north-1a, and acme-special is
+ *    neither a public name nor sent by k accounts (its label is withheld): the two meet in
+ *    (eu-north-1a, '*');
+ *  - zone generalized too: r5.large alone in eu-north-1b and again alone in eu-north-1c:
+ *    the two meet in (eu-north-1, '*', '*');
+ *  - suppressed: the only account in ap-east-9 reaches k nowhere.
+ */
+const EDGE = [
+  { account: 'edge-acct-1', region: 'eu-north-1', zone: 'eu-north-1a', it: 'm5.large', fate: 'fine' },
+  { account: 'edge-acct-2', region: 'eu-north-1', zone: 'eu-north-1a', it: 'm5.large', fate: 'fine' },
+  { account: 'edge-acct-3', region: 'eu-north-1', zone: 'eu-north-1a', it: 'm5.large', fate: 'fine' },
+  { account: 'edge-acct-4', region: 'eu-north-1', zone: 'eu-north-1a', it: 'c5.xlarge', fate: 'generalized' },
+  { account: 'edge-acct-5', region: 'eu-north-1', zone: 'eu-north-1a', it: 'acme-special', fate: 'generalized', labelWithheld: true },
+  { account: 'edge-acct-6', region: 'eu-north-1', zone: 'eu-north-1b', it: 'r5.large', fate: 'zone-generalized' },
+  { account: 'edge-acct-7', region: 'eu-north-1', zone: 'eu-north-1c', it: 'r5.large', fate: 'zone-generalized' },
+  { account: 'edge-acct-8', region: 'ap-east-9', zone: 'ap-east-9a', it: 'm5.large', fate: 'suppressed' },
+] as const;
+/** Each VM's vCPU-seconds and bytes of memory in hour h (0–2): distinct, so a dropped one shows. */
+const edgeCpu = (i: number, h: number) => 600 * (i + 1) + 100 * h;
+const edgeMemory = (i: number, h: number) => (i + 1) * GiB + h * 256 * 1024 * 1024;
+
+function edgeSamples() {
+  return Array.from({ length: 3 }, (_, h) => EDGE.flatMap((e, i) => {
+    const common = {
+      account_id: e.account, resource_id: `${e.account}-vm`, resource_type: 'vm', region: e.region,
+      ts: EDGE_START + (h + 1) * HOUR, interval_s: 3600, attributes: { instance_type: e.it, zone: e.zone },
+    };
+    return [
+      { ...common, id: `${e.account}-cpu-${h}`, metric: 'cpu', value: edgeCpu(i, h) },
+      { ...common, id: `${e.account}-memory-${h}`, metric: 'memory', value: edgeMemory(i, h) },
+    ];
+  })).flat();
+}
+
 // --- the test pipeline --------------------------------------------------------------------
 
 let p: TestPipeline;
@@ -165,6 +255,24 @@ beforeAll(async () => {
       generalized: c.instance_type === '*' || c.zone === '*' ? 1 : 0, version: 1,
     })),
   });
+  // The older versions go in last, and apart: one insert would be deduplicated as it is
+  // written (optimize_on_insert). With merges held, two parts stay two rows, as they do in
+  // production until a merge: only reading the report deduplicated counts an hour once.
+  await p.ch!.command({ query: 'SYSTEM STOP MERGES analytics.suppression_hourly' });
+  for (const version of [2, 1]) {
+    await p.ch!.insert({
+      table: 'analytics.suppression_hourly',
+      format: 'JSONEachRow',
+      values: syntheticReport().filter((r) => r.version === version).map((r) => ({
+        hour: chTime(r.hour), metric: r.metric, resources_total: r.total, resources_generalized: r.generalized,
+        resources_zone_generalized: r.zoneGeneralized, resources_label_generalized: r.labelGeneralized,
+        label_values_generalized: r.labelGeneralized > 0 ? 1 : 0, resources_suppressed: r.suppressed, k: r.k, version: r.version,
+      })),
+    });
+  }
+  const edge = await p.post(edgeSamples());
+  expect(edge.status, JSON.stringify(edge.body)).toBe(202);
+  expect(edge.body.accepted).toBe(EDGE.length * 2 * 3);
   for (const batch of generateSamples(liveFleet, { start: LIVE_START, hours: 6, stepS: 3600, batchSize: 2000, duplicateRate: 0, invalidRate: 0 })) {
     const res = await p.post(batch.items);
     expect(res.status).toBe(202);
@@ -227,12 +335,13 @@ function regionHourly(metric: string, from = SYN_START, to = SYN_END) {
 const NATURAL: Record<string, number> = { cpu: 3600, memory: 3600 * GiB, storage: 3600 * GiB, bandwidth_in: 450e6, bandwidth_out: 450e6, gpu: 3600 };
 
 describe('the named query library', () => {
-  it('has the eight capacity questions, each with a parsed header whose placeholders match its parameters', () => {
+  it('has the ten capacity questions, each with a parsed header whose placeholders match its parameters', () => {
     const names = capacityQueries().map((q) => q.id);
     expect(names).toEqual(
       expect.arrayContaining([
         'capacity/cpu-utilization-daily', 'capacity/memory-storage-allocated', 'capacity/storage-days-to-capacity', 'capacity/bandwidth-p95-monthly',
         'capacity/hour-of-week-profile', 'capacity/fastest-growing-cohorts', 'capacity/fleet-size', 'capacity/demand-forecast',
+        'capacity/usage-by-region', 'capacity/suppression-report',
       ]),
     );
     for (const q of capacityQueries()) {
@@ -525,6 +634,121 @@ describe('each named query against an independent computation', () => {
   });
 });
 
+describe('the planner view\'s usage and suppression report (issue 14)', () => {
+  const range = { from: iso(SYN_START), to: iso(SYN_END) };
+
+  /** Per hour × region × metric: the total, what of it is in generalized cells, the resources. */
+  function regionHours(keep: (c: Cell) => boolean = () => true) {
+    return [...groupBy(cells.filter(keep), (c) => `${c.hour}|${c.region}|${c.metric}`).values()].map((cs) => ({
+      hour: cs[0]!.hour, region: cs[0]!.region, metric: cs[0]!.metric,
+      total: num(sumBig(cs.map((c) => c.micros))),
+      generalized: num(sumBig(cs.filter((c) => c.instance_type === '*' || c.zone === '*').map((c) => c.micros))),
+      resources: sum(cs.map((c) => c.resources)),
+    }));
+  }
+
+  function expectUsage(rows: Record<string, any>[], hours: ReturnType<typeof regionHours>, periodOf: (ms: number) => string) {
+    const periods = groupBy(hours, (h) => `${periodOf(h.hour)}|${h.region}|${h.metric}`);
+    expect(rows).toHaveLength(periods.size);
+    const cmp = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+    const keys = [...periods.keys()].map((k) => k.split('|') as [string, string, string]).sort((a, b) => cmp(a[0], b[0]) || cmp(a[1], b[1]) || cmp(a[2], b[2]));
+    rows.forEach((row, i) => {
+      const [start, region, metric] = keys[i]!;
+      expect([row.period_start, row.region, row.metric]).toEqual([start, region, metric]);
+      const g = periods.get(`${start}|${region}|${metric}`)!;
+      const label = `${start} ${region} ${metric}`;
+      expect(Number(row.hours), label).toBe(g.length);
+      near(row.avg_value, sum(g.map((h) => h.total)) / g.length / NATURAL[metric]!, 4, `${label} avg`);
+      near(row.peak_value, Math.max(...g.map((h) => h.total)) / NATURAL[metric]!, 4, `${label} peak`);
+      near(row.avg_resources, sum(g.map((h) => h.resources)) / g.length, 2, `${label} resources`);
+      const total = sum(g.map((h) => h.total));
+      near(row.generalized_pct, total === 0 ? null : (100 * sum(g.map((h) => h.generalized))) / total, 2, `${label} generalized`);
+    });
+  }
+
+  const UNIT: Record<string, string> = { cpu: 'vCPU', memory: 'GiB', storage: 'GiB', bandwidth_in: 'Mbit/s', bandwidth_out: 'Mbit/s', gpu: 'GPU' };
+
+  it('9. usage per region and metric per day, every metric in its natural unit, generalized cells included', async () => {
+    const rows = await run('usage-by-region', { ...range, granularity: 'day' });
+    expectUsage(rows, regionHours(), (ms) => rfc3339(Math.floor(ms / DAY) * DAY));
+    for (const row of rows) expect(row.unit, row.metric).toBe(UNIT[row.metric]);
+    // eu-west-1 has generalized cohorts (instance type or zone '*'): they are in its total.
+    // Without them its CPU would read lower by exactly their share.
+    const euCpu = rows.filter((r) => r.region === 'eu-west-1' && r.metric === 'cpu');
+    const fineOnly = regionHours((c) => c.region === 'eu-west-1' && c.metric === 'cpu' && c.instance_type !== '*' && c.zone !== '*');
+    for (const row of euCpu) {
+      expect(row.generalized_pct).toBeGreaterThan(5);
+      const fine = fineOnly.filter((h) => rfc3339(Math.floor(h.hour / DAY) * DAY) === row.period_start);
+      expect(row.avg_value).toBeGreaterThan(sum(fine.map((h) => h.total)) / fine.length / 3600 + 0.5);
+    }
+  });
+
+  it('9. usage per region by week and month, one metric and one region, hour by hour', async () => {
+    const weekly = await run('usage-by-region', { ...range, granularity: 'week', metric: 'gpu' });
+    expectUsage(weekly, regionHours((c) => c.metric === 'gpu'), (ms) => rfc3339(Date.parse(monday(ms))));
+    expect(weekly.map((r) => r.unit)).toEqual(['GPU', 'GPU', 'GPU']);
+
+    const monthly = await run('usage-by-region', { ...range, granularity: 'month', metric: 'bandwidth_out', region: 'us-east-1' });
+    expectUsage(monthly, regionHours((c) => c.metric === 'bandwidth_out' && c.region === 'us-east-1'), () => rfc3339(Date.UTC(2026, 0, 1)));
+    expect(monthly).toHaveLength(1);
+
+    const hourly = await run('usage-by-region', { from: iso(SYN_START), to: iso(SYN_START + 6 * HOUR), granularity: 'hour', metric: 'memory' });
+    expectUsage(hourly, regionHours((c) => c.metric === 'memory' && c.hour < SYN_START + 6 * HOUR), rfc3339);
+    expect(hourly).toHaveLength(6 * 2);
+  });
+
+  /** The seeded report's newest row per hour and metric, grouped as the query groups it. */
+  function expectReport(rows: Record<string, any>[], periodOf: (ms: number) => string, keep: (r: ReportRow) => boolean = () => true) {
+    const newest = [...groupBy(syntheticReport().filter(keep), (r) => `${r.hour}|${r.metric}`).values()].map((rs) => rs.reduce((a, b) => (b.version > a.version ? b : a)));
+    const periods = groupBy(newest, (r) => `${periodOf(r.hour)}|${r.metric}`);
+    expect(rows).toHaveLength(periods.size);
+    for (const row of rows) {
+      const g = periods.get(`${row.period_start}|${row.metric}`)!;
+      expect(g, JSON.stringify(row)).toBeDefined();
+      const total = sum(g.map((r) => r.total));
+      const suppressed = sum(g.map((r) => r.suppressed));
+      const ks = g.map((r) => r.k);
+      expect({
+        hours: Number(row.hours), resource_hours: Number(row.resource_hours), published: Number(row.published),
+        generalized: Number(row.generalized), zone_generalized: Number(row.zone_generalized),
+        label_generalized: Number(row.label_generalized), suppressed: Number(row.suppressed), k: row.k, k_max: row.k_max,
+      }, `${row.period_start} ${row.metric}`).toEqual({
+        hours: g.length, resource_hours: total, published: total - suppressed,
+        // Published with '*': the generalized count less the suppressed of the same hour.
+        generalized: sum(g.map((r) => Math.max(0, r.generalized - r.suppressed))),
+        zone_generalized: sum(g.map((r) => Math.max(0, r.zoneGeneralized - r.suppressed))),
+        label_generalized: sum(g.map((r) => r.labelGeneralized)), suppressed, k: Math.min(...ks), k_max: Math.max(...ks),
+      });
+      near(row.suppressed_pct, total === 0 ? null : (100 * suppressed) / total, 2, `${row.period_start} ${row.metric} %`);
+    }
+  }
+
+  it('10. the suppression report per day and metric: the newest version of each hour, the k used', async () => {
+    const rows = await run('suppression-report', { ...range, granularity: 'day' });
+    expectReport(rows, (ms) => rfc3339(Math.floor(ms / DAY) * DAY));
+    expect(rows.some((r) => Number(r.suppressed) > 0)).toBe(true);
+    // The day K_ANONYMITY changed shows both values; the day before one.
+    const changed = rows.filter((r) => r.period_start === rfc3339(Math.floor(K_CHANGE / DAY) * DAY));
+    expect(changed.map((r) => [r.k, r.k_max])).toEqual(changed.map(() => [2, 3]));
+    // Hours recorded before k was kept read k = 0, and their generalized counts never go negative.
+    const first = rows.filter((r) => r.period_start === rfc3339(SYN_START));
+    expect(first.every((r) => r.k === 0 && Number(r.generalized) >= 0)).toBe(true);
+  });
+
+  it('10. the suppression report per hour for one metric', async () => {
+    const from = TWICE + 49 * HOUR;
+    const to = TWICE + 52 * HOUR;
+    const rows = await run('suppression-report', { from: iso(from), to: iso(to), granularity: 'hour', metric: 'storage' });
+    expectReport(rows, rfc3339, (r) => r.metric === 'storage' && r.hour >= from && r.hour < to);
+    expect(rows.map((r) => r.period_start)).toEqual([rfc3339(from), rfc3339(from + HOUR), rfc3339(from + 2 * HOUR)]);
+    // The middle hour was computed twice, and both computations are still stored: the older
+    // one (100 suppressed) is not counted.
+    const stored = await p.ch!.query({ query: `SELECT count() AS n FROM analytics.suppression_hourly WHERE hour = {h:DateTime('UTC')} AND metric = 'storage'`, query_params: { h: chTime(TWICE + 50 * HOUR) }, format: 'JSONEachRow' });
+    expect(await stored.json()).toEqual([{ n: '2' }]);
+    expect(rows.every((r) => Number(r.suppressed) < 100)).toBe(true);
+  });
+});
+
 describe('end to end from simulated samples', () => {
   const live = { from: iso(LIVE_START), to: iso(LIVE_END) };
 
@@ -545,6 +769,67 @@ describe('end to end from simulated samples', () => {
       expect(row.region).toBe('eu-central-1');
       expect(row.memory_gib).toBe(Math.round(gib * 1000) / 1000);
     }
+  });
+});
+
+describe('a generalized and a suppressed cohort, through the pipeline', () => {
+  const edge = { from: iso(EDGE_START), to: iso(LIVE_START), granularity: 'hour' };
+  const published = EDGE.map((e, i) => ({ ...e, i })).filter((e) => e.fate !== 'suppressed');
+
+  it('usage per region counts every published VM, the generalized ones included, and none suppressed', async () => {
+    const rows = await run('usage-by-region', edge);
+    // ap-east-9's only VM was suppressed: no row, not a zero.
+    expect(new Set(rows.map((r) => r.region))).toEqual(new Set(['eu-north-1']));
+    expect(rows).toHaveLength(3 * 2);
+    for (const row of rows) {
+      const h = (Date.parse(row.period_start) - EDGE_START) / HOUR;
+      const base = (i: number) => (row.metric === 'cpu' ? edgeCpu(i, h) : edgeMemory(i, h) * 3600);
+      const total = sum(published.map((e) => base(e.i)));
+      const generalized = sum(published.filter((e) => e.fate !== 'fine').map((e) => base(e.i)));
+      const label = `${row.period_start} ${row.metric}`;
+      expect(Number(row.hours), label).toBe(1);
+      expect(row.unit).toBe(row.metric === 'cpu' ? 'vCPU' : 'GiB');
+      near(row.avg_value, total / NATURAL[row.metric]!, 4, label);
+      near(row.peak_value, total / NATURAL[row.metric]!, 4, label);
+      near(row.generalized_pct, (100 * generalized) / total, 2, `${label} generalized`);
+      expect(row.avg_resources, label).toBe(published.length);
+    }
+  });
+
+  it('the suppression report says what the rollup did to each, and agrees with the answer\'s shaped_by', async () => {
+    const res = await get(`/v1/analytics/queries/suppression-report?${new URLSearchParams(edge)}`);
+    expect(res.status, res.text).toBe(200);
+    const rows: Record<string, any>[] = res.body.rows;
+    const count = (f: (e: (typeof EDGE)[number]) => boolean) => EDGE.filter(f).length;
+    const want = {
+      hours: 1, resource_hours: EDGE.length, published: count((e) => e.fate !== 'suppressed'),
+      generalized: count((e) => e.fate === 'generalized' || e.fate === 'zone-generalized'),
+      zone_generalized: count((e) => e.fate === 'zone-generalized'),
+      label_generalized: count((e) => 'labelWithheld' in e && e.labelWithheld), suppressed: count((e) => e.fate === 'suppressed'),
+      k: 2, k_max: 2,
+    };
+    expect(want.suppressed).toBe(1);
+    expect(rows.map((r) => [r.period_start, r.metric])).toEqual([0, 1, 2].flatMap((h) => [[rfc3339(EDGE_START + h * HOUR), 'cpu'], [rfc3339(EDGE_START + h * HOUR), 'memory']]));
+    for (const row of rows) {
+      const got = Object.fromEntries(Object.keys(want).map((k) => [k, Number(row[k])]));
+      expect(got, `${row.period_start} ${row.metric}`).toEqual(want);
+      near(row.suppressed_pct, (100 * want.suppressed) / want.resource_hours, 2, 'suppressed %');
+    }
+    // The same hours as the answer's own account of what shaped it (read by other SQL).
+    const byMetric = new Map<string, any>(res.body.shaped_by.privacy.by_metric.map((m: any) => [m.metric, m]));
+    for (const metric of ['cpu', 'memory']) {
+      const mine = rows.filter((r) => r.metric === metric);
+      expect(byMetric.get(metric)).toMatchObject({
+        hours: mine.length, resource_hours: sum(mine.map((r) => Number(r.resource_hours))),
+        generalized: sum(mine.map((r) => Number(r.generalized))), suppressed: sum(mine.map((r) => Number(r.suppressed))),
+        label_withheld: sum(mine.map((r) => Number(r.label_generalized))),
+      });
+    }
+    // One metric: the report and its shape count that metric only.
+    const cpu = await get(`/v1/analytics/queries/suppression-report?${new URLSearchParams({ ...edge, granularity: 'day', metric: 'cpu' })}`);
+    expect(cpu.body.rows.every((r: any) => r.metric === 'cpu')).toBe(true);
+    expect(sum(cpu.body.rows.map((r: any) => Number(r.suppressed)))).toBe(3 * want.suppressed);
+    expect(cpu.body.shaped_by.privacy.by_metric.map((m: any) => m.metric)).toEqual(['cpu']);
   });
 });
 
