@@ -95,7 +95,7 @@ export type StepOutcome =
 
 export interface AdvanceResult {
   outcomes: StepOutcome[];
-  /** No group may start a baseline at or before this slot (0: nothing was ever dropped). */
+  /** The floor the steps ran under: no group could start a baseline at or before it (0: nothing was ever dropped). */
   floorMs: number;
   evicted: { idle: number; limit: number; scopeLimit: number };
 }
@@ -103,7 +103,7 @@ export interface AdvanceResult {
 /**
  * ARGV: idleBefore, maxFieldsPerScope, maxFields, maxScopes, scope key base, n steps, then
  * per step: scope, group field, slot, group record, n series, n × (series field, record).
- * Returns: floor, evicted idle, evicted limit, evicted scope_limit, then per step its kind
+ * Returns: the floor the steps ran under, evicted idle, evicted limit, evicted scope_limit, then per step its kind
  * and, for "next", the group's previous record and one previous record (or "") per series.
  * Slots are epoch ms (< 2^53: exact as Lua numbers); nanoseconds and values stay strings.
  */
@@ -114,6 +114,7 @@ local base, nSteps = ARGV[5], tonumber(ARGV[6])
 local total = tonumber(redis.call('HGET', meta, 'fields') or '0')
 local floorStr = redis.call('HGET', meta, 'floor') or '0'
 local floor = tonumber(floorStr)
+local floorAtStart = floorStr -- the floor the steps below ran under: drops come after them
 local idle, limit, scopeLimit = 0, 0, 0
 
 local function raiseFloor(slotStr)
@@ -203,7 +204,7 @@ if scopeLimit > 0 then redis.call('HINCRBY', meta, 'evicted:scope_limit', scopeL
 table.insert(out, 1, tostring(scopeLimit))
 table.insert(out, 1, tostring(limit))
 table.insert(out, 1, tostring(idle))
-table.insert(out, 1, floorStr)
+table.insert(out, 1, floorAtStart)
 return out`;
 
 export class SharedSeriesState {

@@ -240,7 +240,7 @@ export class OtlpTranslator {
               continue;
             }
             if (endMs < nowMs - this.maxAgeMs) {
-              rej.add(`${what}: a cumulative or gauge data point older than ${this.maxAgeMs / DAY_MS} days is not billed (its series state is not kept that long)`, 1);
+              rej.add(`${what}: a cumulative or gauge data point older than ${describeAge(this.maxAgeMs)} is not billed (its series state is not kept that long)`, 1);
               continue;
             }
             if (kind === 'monotonic_sum' && point.startNs > point.timeNs) {
@@ -361,6 +361,10 @@ export class OtlpTranslator {
     }
     return result.resources.length > 0 ? result.resources : undefined;
   }
+}
+
+function describeAge(ms: number): string {
+  return ms % DAY_MS === 0 ? `${ms / DAY_MS} days` : `${Math.round(ms / 60_000)} minutes`;
 }
 
 /** Windows of one group ending at the same instant are one sample: their usage adds up. */
