@@ -1,9 +1,10 @@
 /**
  * Samples computed from OTLP data that the acceptor could not take (back-pressure, Redis
- * down). A cumulative counter's window exists only once: the tracker has moved on, and
- * the client's retry of the same request is `stale`. So the window waits here and goes out
- * in front of the next request's samples (any client's; ids are deterministic, so a copy
- * the retry also produces is deduplicated by the pipeline).
+ * down). A cumulative counter's window exists only once: the shared state (shared-state.ts)
+ * has moved on, and the client's retry of the same request is `stale` in whichever ingest
+ * process it lands. So the window waits here, in the process that computed it, and goes out
+ * in front of that process's next request's samples (any client's; ids are deterministic,
+ * so a copy is deduplicated by the pipeline).
  *
  * Bounded (default 10,000 samples, a few MB): beyond it the oldest are dropped and
  * counted, which under-bills and never double-bills. In memory: a process that exits with
