@@ -117,6 +117,7 @@ export function redisKeys(prefix: string) {
     /** OTLP cumulative and gauge state, shared by every ingest process (ingest/otlp/shared-state.ts says what must hold). */
     otlpScope: (scope: string) => `${prefix}:otlp:scope:${scope}`,
     otlpScopes: `${prefix}:otlp:scopes`,
+    otlpFloors: `${prefix}:otlp:floors`,
     otlpStateMeta: `${prefix}:otlp:meta`,
     /** Lock held by the worker running a rollup round: one round at a time. */
     rollupLock: `${prefix}:rollup-lock`,

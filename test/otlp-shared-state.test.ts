@@ -288,11 +288,12 @@ describe('the shared state’s bounds: dropping state only under-bills', () => {
     let total = 0n;
     total += billed((await tr.translate(cpuOnly('h1', t, t - 60, 10), now)).samples); // baseline
     total += billed((await tr.translate(cpuOnly('h1', t + 60, t - 60, 20), now)).samples); // 10 s
-    // Two more hosts, with later readings: h1, the oldest, is evicted.
+    // Two more hosts, with later readings: h1, the oldest, is evicted and leaves a floor.
     await tr.translate(cpuOnly('h2', t + 90, t - 60, 1), now);
     await tr.translate(cpuOnly('h3', t + 95, t - 60, 1), now);
-    const size = await state.size();
-    expect(size).toMatchObject({ scopes: 2, floorMs: (t + 60) * 1000, evicted: { limit: 1 } });
+    expect(await state.size()).toMatchObject({ scopes: 2, floors: 1, floorMs: 0, evicted: { limit: 1 } });
+    // h1's floor is its own: a new host with readings as old still starts its baseline.
+    expect((await tr.translate(cpuOnly('h4', t + 30, t - 60, 1), now)).notes).toEqual({ baselines: 1, resets: 0, stale: 0 });
     // A late h1 export from before its last billed reading: without the floor it would be a
     // baseline and the next reading would bill 15…20 again.
     const late = await tr.translate(cpuOnly('h1', t + 30, t - 60, 15), now);
@@ -302,6 +303,8 @@ describe('the shared state’s bounds: dropping state only under-bills', () => {
     total += billed((await tr.translate(cpuOnly('h1', t + 180, t - 60, 34), now)).samples); // 4 s
     // The counter went from 10 to 34: at most 24 s may be billed; the 20 → 30 gap is lost.
     expect(total).toBe(14_000_000n);
+    // Floors are bounded too (maxScopes): the lowest (h4's) became every scope's floor.
+    expect(await state.size()).toMatchObject({ scopes: 2, floors: 2, floorMs: (t + 30) * 1000, evicted: { limit: 3 } });
   });
 
   it('a host whose series outgrow the per-resource bound starts again from a baseline, and never bills twice', async () => {
@@ -314,7 +317,7 @@ describe('the shared state’s bounds: dropping state only under-bills', () => {
     // export is billed: user 8 → 9, and the 7 new series from zero (nothing was ever dropped).
     const churn = await tr.translate(cpuOnly('churn', t + 120, t - 60, 9, 7), now);
     expect(billed(churn.samples)).toBe(1_000_000n + 7n * 1_000_000n);
-    expect(await state.size()).toMatchObject({ scopes: 0, fields: 0, floorMs: (t + 120) * 1000, evicted: { scope_limit: 1 } });
+    expect(await state.size()).toMatchObject({ scopes: 0, fields: 0, floors: 1, floorMs: 0, evicted: { scope_limit: 1 } });
     // A retry of the t+60 export (to another process, say) finds no state: not a baseline.
     expect((await tr.translate(cpuOnly('churn', t + 60, t - 60, 8, 0), now)).samples).toEqual([]);
     expect(billed((await tr.translate(cpuOnly('churn', t + 180, t - 60, 12, 0), now)).samples)).toBe(0n); // baseline

@@ -13,8 +13,8 @@
  *   nothing now, the next step bills from it). Two exporters sharing one Resource identity
  *   interleave like this; billing their difference would bill what neither used;
  * - no stored series in a known group: 0 (counts from zero, as a hot-plugged NIC) when it
- *   started after the group's last reading, or after every reading state was ever dropped
- *   at (the floor); otherwise its value itself, since part of it may have been billed
+ *   started after the group's last reading, or after every reading of the scope's state
+ *   ever dropped (its floor); otherwise its value itself, since part of it may have been billed
  *   before that state was dropped.
  *
  * Every case that is not sure bills less, never more.
@@ -45,7 +45,6 @@ export function billStep(
   series: readonly PlannedSeries[],
   slotMs: number,
   outcome: Extract<StepOutcome, { kind: 'next' }>,
-  floorMs: number,
   trackerOptions: TrackerOptions,
 ): StepBill {
   let restarts = 0;
@@ -55,7 +54,7 @@ export function billStep(
       : {
           ...reading,
           series: reading.series.map((s, i) => {
-            const was = previousValue(series[i]!, s.value, outcome.series[i], outcome.group, floorMs);
+            const was = previousValue(series[i]!, s.value, outcome.series[i], outcome.group, outcome.floorMs);
             if (was.restart) restarts++;
             return { ...s, value: was.value };
           }),

@@ -11,8 +11,9 @@
  *     `s<digest(series)>` → "startNs|timeNs|value"     a counter series' last reading
  *   Digests (SHA-256, 64 bits) only: no account, resource or label text is stored.
  * - `otlpScopes` ZSET scope → the newest slot (ms) its hash holds: idle expiry and eviction order.
- * - `otlpStateMeta` HASH: `fields` (Σ fields of every scope hash), `floor` (see below) and
- *   `evicted:idle`, `evicted:limit`, `evicted:scope_limit` counters.
+ * - `otlpFloors` ZSET scope → the newest slot of its state when that was dropped for a bound.
+ * - `otlpStateMeta` HASH: `fields` (Σ fields of every scope hash), `floor` (the floor of every
+ *   scope, see below), and `evicted:idle`, `evicted:limit`, `evicted:scope_limit` counters.
  *
  * What must hold, and why it does:
  *
@@ -23,19 +24,23 @@
  *   bills nothing and changes nothing. Sample ids come from (group, window end), and the
  *   windows of one chain are disjoint, so a copy is a duplicate and nothing else is.
  * - **Dropped state only under-bills.** A group with no state starts from a baseline (bills
- *   nothing). State dropped for a bound raises `floor` to the newest slot it held: a group
- *   may start a baseline only after it, so a late export from before the drop cannot become a
- *   baseline that the next export bills again from. Idle expiry needs no floor: a scope is
- *   dropped only when its newest slot is `idleMs` old, and the translator refuses points older
- *   than `maxAgeMs` (< idleMs by a day of clock skew) before they reach the script.
+ *   nothing). State dropped for a bound leaves its scope a floor, the newest slot it held: a
+ *   group of that scope may start a baseline only after it, so a late export from before the
+ *   drop cannot become a baseline that the next export bills again from. Floors are kept
+ *   per scope (one Resource's drops hold back no other's baselines) up to `maxScopes` of
+ *   them; past that the lowest is folded into the floor of every scope. Idle expiry needs
+ *   no floor: a scope (or a floor) is dropped only when its newest slot is `idleMs` old, and
+ *   the translator refuses points older than `idleMs` less a day (for clock skew between
+ *   ingest processes) before they reach the script.
  *
- * Bounds (each stated in fields: one per group, one per counter series; ≈ 150 bytes each):
+ * Bounds (in fields: one per group, one per counter series; ≈ 100–150 bytes each in Redis):
  *
  * - per scope `maxFieldsPerScope`: a scope that grows past it (label churn across requests)
- *   is dropped whole (floor raised) and starts again from a baseline;
+ *   is dropped whole (a floor left) and starts again from a baseline;
  * - in total `maxFields` and `maxScopes`: past either, the scopes with the oldest newest
- *   slot are dropped (floor raised) until both hold;
- * - idle: a scope whose newest slot is older than `idleMs` is dropped (at most 100 per request).
+ *   slot are dropped (floors left) until both hold; floors: `maxScopes` (≈ 100 bytes each);
+ * - idle: scopes and floors whose newest slot is older than `idleMs` are dropped (at most
+ *   100 of each per request).
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -46,6 +51,7 @@ export interface SharedStateLimits {
   maxFieldsPerScope: number;
   /** Fields in total, every Resource of the pipeline. */
   maxFields: number;
+  /** Resources held, and floors of dropped ones held. */
   maxScopes: number;
   /** A scope whose newest reading is this old is dropped. */
   idleMs: number;
@@ -86,51 +92,69 @@ export interface StateStep {
 export type StepOutcome =
   /** Not newer than the stored reading: bills nothing, changed nothing. */
   | { kind: 'stale' }
-  /** A new group at or before the floor: it may not start a baseline there. */
+  /** A new group at or before its scope's floor: it may not start a baseline there. */
   | { kind: 'below_floor' }
   /** A new group: this reading is its baseline. */
   | { kind: 'baseline' }
-  /** Moved on from `group`; `series[i]` is step.series[i]'s previous record, if any. */
-  | { kind: 'next'; group: GroupRecord; series: Array<SeriesRecord | undefined> };
+  /**
+   * Moved on from `group`; `series[i]` is step.series[i]'s previous record, if any;
+   * `floorMs` the scope's floor (0: none), under which the step ran.
+   */
+  | { kind: 'next'; group: GroupRecord; series: Array<SeriesRecord | undefined>; floorMs: number };
 
 export interface AdvanceResult {
   outcomes: StepOutcome[];
-  /** The floor the steps ran under: no group could start a baseline at or before it (0: nothing was ever dropped). */
-  floorMs: number;
   evicted: { idle: number; limit: number; scopeLimit: number };
 }
 
 /**
- * ARGV: idleBefore, maxFieldsPerScope, maxFields, maxScopes, scope key base, n steps, then
- * per step: scope, group field, slot, group record, n series, n × (series field, record).
- * Returns: the floor the steps ran under, evicted idle, evicted limit, evicted scope_limit, then per step its kind
- * and, for "next", the group's previous record and one previous record (or "") per series.
- * Slots are epoch ms (< 2^53: exact as Lua numbers); nanoseconds and values stay strings.
+ * KEYS: scopes, floors, meta. ARGV: idleBefore, maxFieldsPerScope, maxFields, maxScopes,
+ * scope key base, n steps, then per step: scope, group field, slot, group record, n series,
+ * n × (series field, record). Returns: evicted idle, limit, scope_limit, then per step its
+ * kind and, for "next", the group's previous record, the scope's floor and one previous
+ * record (or "") per series. Slots are epoch ms (< 2^53: exact as Lua numbers);
+ * nanoseconds and values stay strings.
  */
 const ADVANCE = `
-local scopes, meta = KEYS[1], KEYS[2]
+local scopes, floors, meta = KEYS[1], KEYS[2], KEYS[3]
 local idleBefore, maxPerScope, maxFields, maxScopes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local base, nSteps = ARGV[5], tonumber(ARGV[6])
 local total = tonumber(redis.call('HGET', meta, 'fields') or '0')
-local floorStr = redis.call('HGET', meta, 'floor') or '0'
-local floor = tonumber(floorStr)
-local floorAtStart = floorStr -- the floor the steps below ran under: drops come after them
+local globalStr = redis.call('HGET', meta, 'floor') or '0'
 local idle, limit, scopeLimit = 0, 0, 0
 
-local function raiseFloor(slotStr)
-  if slotStr and tonumber(slotStr) > floor then floor = tonumber(slotStr); floorStr = slotStr end
-end
 local function drop(scope)
   local key = base .. scope
   total = total - redis.call('HLEN', key)
   redis.call('DEL', key)
   redis.call('ZREM', scopes, scope)
 end
+-- The floor a scope's state leaves behind when dropped for a bound: its newest slot.
+local function leaveFloor(scope, slotStr)
+  if slotStr then redis.call('ZADD', floors, 'GT', slotStr, scope) end
+end
 
--- Idle scopes, a bounded number per call. No floor: the translator refuses points this old.
+-- Idle scopes and floors, a bounded number per call. No floor left: the translator
+-- refuses points this old.
 for _, s in ipairs(redis.call('ZRANGEBYSCORE', scopes, '-inf', '(' .. idleBefore, 'LIMIT', 0, 100)) do
   drop(s)
   idle = idle + 1
+end
+for _, s in ipairs(redis.call('ZRANGEBYSCORE', floors, '-inf', '(' .. idleBefore, 'LIMIT', 0, 100)) do
+  redis.call('ZREM', floors, s)
+end
+
+-- Each scope's floor as the steps see it: what this call drops comes after them.
+local floorOf = {}
+local function floorFor(scope)
+  local f = floorOf[scope]
+  if f == nil then
+    f = globalStr
+    local own = redis.call('ZSCORE', floors, scope)
+    if own and tonumber(own) > tonumber(f) then f = own end
+    floorOf[scope] = f
+  end
+  return f
 end
 
 local out = {}
@@ -145,28 +169,29 @@ for _ = 1, nSteps do
   local prev = redis.call('HGET', key, gfield)
   if prev and slot <= tonumber(string.match(prev, '^[^|]+')) then
     out[#out + 1] = 'stale'
-  elseif not prev and slot <= floor then
+  elseif not prev and slot <= tonumber(floorFor(scope)) then
     out[#out + 1] = 'below_floor'
   else
     if prev then
       out[#out + 1] = 'next'
       out[#out + 1] = prev
+      out[#out + 1] = floorFor(scope)
     else
       out[#out + 1] = 'baseline'
     end
     for c = 0, n - 1, 500 do
       local last = math.min(n - 1, c + 499)
-      local fields, pairs_ = {}, {}
+      local fields, args = {}, {}
       for j = c, last do
         fields[#fields + 1] = ARGV[pos + 2 * j]
-        pairs_[#pairs_ + 1] = ARGV[pos + 2 * j]
-        pairs_[#pairs_ + 1] = ARGV[pos + 2 * j + 1]
+        args[#args + 1] = ARGV[pos + 2 * j]
+        args[#args + 1] = ARGV[pos + 2 * j + 1]
       end
       if prev then
         local olds = redis.call('HMGET', key, unpack(fields))
         for j = 1, #olds do out[#out + 1] = olds[j] or '' end
       end
-      redis.call('HSET', key, unpack(pairs_))
+      redis.call('HSET', key, unpack(args))
     end
     redis.call('HSET', key, gfield, grecord)
     if newest[scope] == nil or slot > tonumber(newest[scope]) then newest[scope] = slotStr end
@@ -178,33 +203,35 @@ for scope, b in pairs(before) do
   local key = base .. scope
   local now = redis.call('HLEN', key)
   total = total + now - b
+  if newest[scope] then redis.call('ZADD', scopes, 'GT', newest[scope], scope) end
   if now > maxPerScope then
-    raiseFloor(redis.call('ZSCORE', scopes, scope))
-    raiseFloor(newest[scope])
+    leaveFloor(scope, redis.call('ZSCORE', scopes, scope))
     drop(scope)
     scopeLimit = scopeLimit + 1
-  elseif newest[scope] then
-    redis.call('ZADD', scopes, 'GT', newest[scope], scope)
   end
 end
 
 while total > maxFields or redis.call('ZCARD', scopes) > maxScopes do
   local oldest = redis.call('ZRANGE', scopes, 0, 0, 'WITHSCORES')
   if #oldest == 0 then break end
-  raiseFloor(oldest[2])
+  leaveFloor(oldest[1], oldest[2])
   drop(oldest[1])
   limit = limit + 1
 end
 if total < 0 then total = 0 end
+-- Floors past their bound: the lowest become the floor of every scope.
+while redis.call('ZCARD', floors) > maxScopes do
+  local lowest = redis.call('ZPOPMIN', floors)
+  if tonumber(lowest[2]) > tonumber(globalStr) then globalStr = lowest[2] end
+end
 
-redis.call('HSET', meta, 'fields', total, 'floor', floorStr)
+redis.call('HSET', meta, 'fields', total, 'floor', globalStr)
 if idle > 0 then redis.call('HINCRBY', meta, 'evicted:idle', idle) end
 if limit > 0 then redis.call('HINCRBY', meta, 'evicted:limit', limit) end
 if scopeLimit > 0 then redis.call('HINCRBY', meta, 'evicted:scope_limit', scopeLimit) end
 table.insert(out, 1, tostring(scopeLimit))
 table.insert(out, 1, tostring(limit))
 table.insert(out, 1, tostring(idle))
-table.insert(out, 1, floorAtStart)
 return out`;
 
 export class SharedSeriesState {
@@ -230,9 +257,9 @@ export class SharedSeriesState {
       args.push(s.scope, `g${digest(s.group)}`, s.slotMs, `${s.slotMs}|${s.timeNs}`, s.series.length);
       for (const x of s.series) args.push(`s${digest(`${s.group}\u0000${x.id}`)}`, encodeSeries(x.record));
     }
-    const raw = (await this.redis.eval(ADVANCE, 2, keys.otlpScopes, keys.otlpStateMeta, ...args)) as string[];
+    const raw = (await this.redis.eval(ADVANCE, 3, keys.otlpScopes, keys.otlpFloors, keys.otlpStateMeta, ...args)) as string[];
     const outcomes: StepOutcome[] = [];
-    let i = 4;
+    let i = 3;
     for (const s of steps) {
       const kind = raw[i++];
       if (kind === 'stale' || kind === 'below_floor' || kind === 'baseline') {
@@ -241,25 +268,23 @@ export class SharedSeriesState {
       }
       if (kind !== 'next') throw new Error(`OTLP state script answered "${kind}" for a step`);
       const group = decodeGroup(raw[i++]!);
+      const floorMs = Number(raw[i++]);
       const series = s.series.map(() => {
         const r = raw[i++]!;
         return r === '' ? undefined : decodeSeries(r);
       });
-      outcomes.push({ kind, group, series });
+      outcomes.push({ kind, group, series, floorMs });
     }
-    return {
-      outcomes,
-      floorMs: Number(raw[0]),
-      evicted: { idle: Number(raw[1]), limit: Number(raw[2]), scopeLimit: Number(raw[3]) },
-    };
+    return { outcomes, evicted: { idle: Number(raw[0]), limit: Number(raw[1]), scopeLimit: Number(raw[2]) } };
   }
 
   /** What is held, and what was dropped so far: for metrics and tests. */
-  async size(): Promise<{ scopes: number; fields: number; floorMs: number; evicted: Record<string, number> }> {
-    const [scopes, meta] = await Promise.all([this.redis.zcard(this.keys.otlpScopes), this.redis.hgetall(this.keys.otlpStateMeta)]);
+  async size(): Promise<{ scopes: number; fields: number; floors: number; floorMs: number; evicted: Record<string, number> }> {
+    const { keys } = this;
+    const [scopes, floors, meta] = await Promise.all([this.redis.zcard(keys.otlpScopes), this.redis.zcard(keys.otlpFloors), this.redis.hgetall(keys.otlpStateMeta)]);
     const evicted: Record<string, number> = {};
     for (const [k, v] of Object.entries(meta)) if (k.startsWith('evicted:')) evicted[k.slice('evicted:'.length)] = Number(v);
-    return { scopes, fields: Number(meta.fields ?? 0), floorMs: Number(meta.floor ?? 0), evicted };
+    return { scopes, fields: Number(meta.fields ?? 0), floors, floorMs: Number(meta.floor ?? 0), evicted };
   }
 }
 

@@ -143,13 +143,13 @@ export class OtlpTranslator {
       if (plan) plans.push(plan);
     }
     if (steps.length > 0) {
-      const { outcomes, floorMs } = await this.state.advance(steps.map((s) => s.state), nowMs);
+      const { outcomes } = await this.state.advance(steps.map((s) => s.state), nowMs);
       steps.forEach((step, i) => {
         const outcome = outcomes[i]!;
         if (outcome.kind === 'stale' || outcome.kind === 'below_floor') out.notes.stale++;
         else if (outcome.kind === 'baseline') out.notes.baselines++;
         else {
-          const bill = billStep(step.reading, step.series, step.state.slotMs, outcome, floorMs, this.trackerOptions);
+          const bill = billStep(step.reading, step.series, step.state.slotMs, outcome, this.trackerOptions);
           out.notes.resets += bill.restarts + bill.events.filter((e) => e.type === 'reset').length;
           for (const w of bill.windows) addWindow(step.plan.windows, w, step.owner, step.reading.series.length);
         }
