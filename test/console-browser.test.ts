@@ -78,7 +78,8 @@ for (let h = 0; h < SYN_HOURS; h++) {
 const SUPPRESSION = [...new Set(CELLS.map((c) => `${c.hour}|${c.metric}`))].map((k) => {
   const [hour, metric] = k.split('|') as [string, string];
   const published = CELLS.filter((c) => c.hour === Number(hour) && c.metric === metric).reduce((n, c) => n + c.resources, 0);
-  const suppressed = (Number(hour) / HOUR) % 3; // 0, 1 or 2 resources in cells under k
+  // 0 to 4 resources in cells under k, in a cycle of each metric's own length (lines apart).
+  const suppressed = (Number(hour) / HOUR) % ({ cpu: 3, memory: 2, storage: 5 }[metric] ?? 3);
   return { hour: Number(hour), metric, total: published + suppressed, suppressed };
 });
 const decimal6 = (m: bigint) => `${m / 1_000_000n}.${(m % 1_000_000n).toString().padStart(6, '0')}`;
@@ -355,6 +356,58 @@ describe('the console', () => {
     await s.page.locator('#planner-count').filter({ hasText: `${want} rows` }).waitFor();
     expect(await s.page.locator('.chart').getAttribute('data-series')).toBe(String(slots.size));
     await shoot(s, 'planner');
+
+    // Usage per region and metric (issue 14): every metric in its natural unit, so one chart
+    // per unit (vCPU; GiB for memory and storage), one line per region × metric.
+    const usage = new URLSearchParams({ query: 'capacity/usage-by-region', from: iso(SYN_START), to: iso(SYN_END), granularity: 'day', run: '1' });
+    await s.page.goto(`${p.url}/console/#planner?${usage.toString()}`);
+    const usageDays = new Map<string, { hours: Map<number, number> }>();
+    for (const c of CELLS) {
+      const k = `${iso(Math.floor(c.hour / DAY) * DAY)}|${c.region}|${c.metric}`;
+      const e = usageDays.get(k) ?? { hours: new Map<number, number>() };
+      e.hours.set(c.hour, (e.hours.get(c.hour) ?? 0) + Number(c.total) / 1e6);
+      usageDays.set(k, e);
+    }
+    await s.page.locator('#planner-count').filter({ hasText: `${usageDays.size} rows` }).waitFor();
+    const usageRows = await s.page.locator('#planner-table tbody tr').evaluateAll((trs) =>
+      trs.map((tr) => Object.fromEntries([...tr.querySelectorAll('td')].map((td) => [td.dataset.col, td.getAttribute('title') ?? td.textContent]))));
+    const perHour: Record<string, number> = { cpu: 3600, memory: 3600 * GiB, storage: 3600 * GiB };
+    for (const row of usageRows) {
+      const e = usageDays.get(`${row.period_start}|${row.region}|${row.metric}`);
+      expect(e, JSON.stringify(row)).toBeDefined();
+      const levels = [...e!.hours.values()].map((v) => v / perHour[row.metric!]!);
+      expect(Number(row.avg_value)).toBeCloseTo(levels.reduce((a, b) => a + b, 0) / levels.length, 3);
+      expect(row.unit).toBe(row.metric === 'cpu' ? 'vCPU' : 'GiB');
+    }
+    expect(await s.page.locator('.chart-figure figcaption').allInnerTexts()).toEqual(['avg_value (vCPU) by region, metric', 'avg_value (GiB) by region, metric']);
+    expect(await s.page.locator('.chart').evaluateAll((els) => els.map((e) => e.getAttribute('data-series')))).toEqual(['2', '4']);
+    await shoot(s, 'planner-usage');
+    // A column with a unit of its own is not labelled with the rows' unit.
+    await s.page.selectOption('#planner-measure', 'avg_resources');
+    expect(await s.page.locator('.chart-figure figcaption').allInnerTexts()).toEqual([
+      'avg_resources by region, metric (the series measured in vCPU)', 'avg_resources by region, metric (the series measured in GiB)']);
+
+    // The suppression report per day and metric, charted as the suppressed resource-hours.
+    const report = new URLSearchParams({ query: 'capacity/suppression-report', from: iso(SYN_START), to: iso(SYN_END), granularity: 'day', run: '1' });
+    await s.page.goto(`${p.url}/console/#planner?${report.toString()}`);
+    const reportDays = new Map<string, { total: number; suppressed: number }>();
+    for (const r of SUPPRESSION) {
+      const k = `${iso(Math.floor(r.hour / DAY) * DAY)}|${r.metric}`;
+      const e = reportDays.get(k) ?? { total: 0, suppressed: 0 };
+      reportDays.set(k, { total: e.total + r.total, suppressed: e.suppressed + r.suppressed });
+    }
+    await s.page.locator('#planner-count').filter({ hasText: `${reportDays.size} rows` }).waitFor();
+    await s.page.selectOption('#planner-measure', 'suppressed');
+    const reportRows = await s.page.locator('#planner-table tbody tr').evaluateAll((trs) =>
+      trs.map((tr) => Object.fromEntries([...tr.querySelectorAll('td')].map((td) => [td.dataset.col, td.getAttribute('title') ?? td.textContent]))));
+    for (const row of reportRows) {
+      const e = reportDays.get(`${row.period_start}|${row.metric}`);
+      expect(e, JSON.stringify(row)).toBeDefined();
+      expect([Number(row.resource_hours), Number(row.suppressed), Number(row.published), Number(row.k)]).toEqual([e!.total, e!.suppressed, e!.total - e!.suppressed, 2]);
+    }
+    expect(await s.page.locator('.chart-figure figcaption').allInnerTexts()).toEqual(['suppressed by metric']);
+    expect(await s.page.locator('.chart').getAttribute('data-series')).toBe('3');
+    await shoot(s, 'planner-suppression-report');
     await expectClean(s);
   });
 

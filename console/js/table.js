@@ -6,7 +6,8 @@ import { fmtNumber, h, replace, words } from './dom.js';
 const MAX_ROWS = 1000;
 
 /**
- * @typedef {{ key: string, label?: string, numeric?: boolean, format?: (v: unknown, row: Record<string, unknown>) => string | Node }} Column
+ * @typedef {{ key: string, label?: string, numeric?: boolean, nowrap?: boolean, format?: (v: unknown, row: Record<string, unknown>) => string | Node }} Column
+ *   nowrap: a value that reads as one token (a time) is never broken across lines
  */
 
 /** @param {unknown} v */
@@ -81,7 +82,7 @@ export function sortableTable(rows, columns = columnsOf(rows), opts = {}) {
           columns.map((c) => {
             const v = r[c.key];
             const shown = c.format ? c.format(v, r) : c.numeric && !opts.exact ? fmtNumber(v) : cellText(v);
-            return h('td', { class: c.numeric ? 'num' : undefined, 'data-col': c.key, title: typeof v === 'string' || typeof v === 'number' ? String(v) : undefined }, shown);
+            return h('td', { class: c.numeric ? 'num' : c.nowrap ? 'nowrap' : undefined, 'data-col': c.key, title: typeof v === 'string' || typeof v === 'number' ? String(v) : undefined }, shown);
           }),
         ),
       ),

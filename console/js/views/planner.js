@@ -15,6 +15,8 @@ const TIME_TYPE = /^(Nullable\()?(DateTime|Date)/;
 const NUMBER_TYPE = /^(Nullable\()?(U?Int|Float|Decimal)/;
 /** Counting columns charted only when nothing else is numeric. */
 const COUNTS = new Set(['hours', 'weeks_averaged', 'backtest_hours', 'cells']);
+/** Columns whose name states their own unit or kind: a row's `unit` is not theirs. */
+const OWN_UNIT = /(_pct|_gib|_gb|_mbps|_days?|_per_day|_hours|resources|utilization|index|^k|^k_max)$/;
 
 /**
  * @param {HTMLElement} root
@@ -102,19 +104,31 @@ function drawResult(r) {
     measure = /** @type {HTMLSelectElement} */ (h('select', { id: 'planner-measure' }, options.map((c) => h('option', { value: c.name, text: c.name }))));
     const draw = () => {
       const y = /** @type {HTMLSelectElement} */ (measure).value;
-      /** @type {Map<string, [number, number | null][]>} */
-      const bySeries = new Map();
+      // Rows in several units (usage of every metric: vCPU, GiB, Mbit/s) get a chart per
+      // unit: lines that differ by orders of magnitude never share an axis.
+      /** @type {Map<string, Map<string, [number, number | null][]>>} */
+      const byUnit = new Map();
       for (const row of rows) {
+        const unit = row.unit === null || row.unit === undefined ? '' : String(row.unit);
         const label = keys.map((k) => String(row[k.name])).join(' · ') || y;
         const x = toEpochSeconds(row[time.name]);
         if (x === undefined) continue;
         const v = row[y];
+        const bySeries = byUnit.get(unit) ?? new Map();
         const list = bySeries.get(label) ?? [];
         list.push([x, v === null || v === undefined ? null : Number(v)]);
         bySeries.set(label, list);
+        byUnit.set(unit, bySeries);
       }
-      const unit = rows[0]?.unit ? ` (${rows[0].unit})` : '';
-      replace(chartBox, timeChart({ title: `${y}${unit} by ${keys.map((k) => k.name).join(', ') || 'time'}`, series: [...bySeries].map(([label, points]) => ({ label, points })) }));
+      const by = keys.map((k) => k.name).join(', ') || 'time';
+      const charts = [...byUnit].map(([unit, bySeries]) => timeChart({
+        title: !unit ? `${y} by ${by}`
+          : !OWN_UNIT.test(y) ? `${y} (${unit}) by ${by}`
+          : `${y} by ${by}${byUnit.size > 1 ? ` (the series measured in ${unit})` : ''}`,
+        series: [...bySeries].map(([label, points]) => ({ label, points })),
+      }));
+      chartBox.className = charts.length > 1 ? 'grid-2' : '';
+      replace(chartBox, ...charts);
     };
     measure.addEventListener('change', draw);
     draw();
@@ -124,8 +138,17 @@ function drawResult(r) {
     h('section', { class: 'card' },
       h('div', { class: 'view-head' }, h('h2', { text: r.title }), h('span', { class: 'muted', id: 'planner-count', text: `${r.rows_count} rows` })),
       r.params ? h('p', { class: 'muted', text: Object.entries(r.params).map(([k, v]) => `${k}=${v ?? '—'}`).join(' · ') }) : null,
-      measure ? field('Chart', measure, keys.length > 0 ? `one line per ${keys.map((k) => k.name).join(' × ')} (at most ${MAX_SERIES})` : undefined) : null,
+      measure ? field('Chart', measure, chartHint(keys, rows)) : null,
       chartBox),
-    h('section', { class: 'card' }, sortableTable(rows, columns.map((c) => ({ key: c.name, numeric: NUMBER_TYPE.test(c.type) })), { id: 'planner-table' })),
+    h('section', { class: 'card' }, sortableTable(rows, columns.map((c) => ({ key: c.name, numeric: NUMBER_TYPE.test(c.type), nowrap: TIME_TYPE.test(c.type) })), { id: 'planner-table' })),
   ];
+}
+
+/**
+ * What the charts draw, in words.
+ * @param {{ name: string }[]} keys @param {Record<string, unknown>[]} rows
+ */
+function chartHint(keys, rows) {
+  const perUnit = new Set(rows.map((r) => r.unit ?? '')).size > 1 ? '; one chart per unit' : '';
+  return keys.length > 0 ? `one line per ${keys.map((k) => k.name).join(' × ')} (at most ${MAX_SERIES} a chart)${perUnit}` : undefined;
 }
