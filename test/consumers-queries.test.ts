@@ -695,6 +695,13 @@ describe('the planner view\'s usage and suppression report (issue 14)', () => {
     const hourly = await run('usage-by-region', { from: iso(SYN_START), to: iso(SYN_START + 6 * HOUR), granularity: 'hour', metric: 'memory' });
     expectUsage(hourly, regionHours((c) => c.metric === 'memory' && c.hour < SYN_START + 6 * HOUR), rfc3339);
     expect(hourly).toHaveLength(6 * 2);
+
+    // A region is a bound value, never SQL; an unknown metric or granularity is refused by name.
+    expect(await run('usage-by-region', { ...range, region: "us-east-1' OR '1'='1" })).toEqual([]);
+    const bad = await get(`/v1/analytics/queries/usage-by-region?${new URLSearchParams({ metric: 'cpu_seconds', granularity: 'fortnight' })}`);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toMatch(/metric must be one of cpu, memory, storage, bandwidth_in, bandwidth_out, gpu/);
+    expect((await get('/v1/analytics/queries/suppression-report?granularity=week')).body.error.message).toMatch(/granularity must be one of hour, day/);
   });
 
   /** The seeded report's newest row per hour and metric, grouped as the query groups it. */
