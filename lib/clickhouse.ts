@@ -43,7 +43,7 @@ export function createClickHouse(config: Pick<Config, 'CLICKHOUSE_URL' | 'CLICKH
     clickhouse_settings: SESSION_SETTINGS,
   });
   const native = (connection as unknown as { chdb?: { rawInsert?: NativeInsert } }).chdb;
-  if (typeof native?.rawInsert === 'function') Object.defineProperty(client, NATIVE_INSERT, { value: native.rawInsert.bind(native) });
+  if (typeof native?.rawInsert === 'function') Object.defineProperty(client, NATIVE_INSERT, { value: native.rawInsert.bind(native), configurable: true });
   return client;
 }
 
@@ -54,6 +54,8 @@ type NativeInsert = (p: { table: string; columns?: readonly string[]; format: st
  * An embedded client's engine's own insert path (see insertNdjson), kept on the client
  * under a symbol: it stays reachable through a wrapper that forwards property reads (the
  * benchmark's timing proxy), which a side table keyed by the client would not be.
+ * Configurable, so that such a proxy may hand out a bound copy of it (a proxy must return a
+ * non-configurable, read-only property's own value).
  */
 const NATIVE_INSERT = Symbol('usage-meter.nativeInsert');
 
