@@ -6,87 +6,24 @@
  * If the binary is missing the suite fails and says how to install it: a metering test that
  * silently skips would pass on exactly the machines where nobody checked it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { freePort } from './support/net.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PullCollector } from '../ingest/collectors/collector.js';
 import type { CollectorLogger } from '../ingest/collectors/logger.js';
 import { resolveTargets } from '../ingest/collectors/targets.js';
 import { MemorySink } from './fixtures/memory-sink.js';
-
-const BINARY = 'prometheus-node-exporter';
-const INSTALL_HINT =
-  `${BINARY} is not on PATH. This test scrapes a real node_exporter: install the Debian package ` +
-  `("apt-get install -y prometheus-node-exporter") or put the binary on PATH, then re-run.`;
+import { NodeExporter } from './support/node-exporter.js';
 
 const quiet: CollectorLogger = { info() {}, warn() {}, error() {} };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const slotNow = () => Math.floor(Date.now() / 1000) * 1000;
 
-function findOnPath(bin: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const candidate = path.join(dir, bin);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-
-class Exporter {
-  private child: ChildProcess | undefined;
-  private stderr = '';
-  constructor(
-    private readonly bin: string,
-    readonly port: number,
-  ) {}
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}/metrics`;
-  }
-
-  async start(): Promise<void> {
-    const child = spawn(this.bin, [`--web.listen-address=127.0.0.1:${this.port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-    this.child = child;
-    child.stderr!.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
-    const deadline = Date.now() + 15_000;
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`${BINARY} exited with ${child.exitCode}:\n${this.stderr}`);
-      try {
-        const res = await fetch(this.url, { signal: AbortSignal.timeout(1000) });
-        await res.arrayBuffer();
-        if (res.ok) return;
-      } catch {
-        // not listening yet
-      }
-      await sleep(100);
-    }
-    throw new Error(`${BINARY} did not answer on ${this.url} within 15 s:\n${this.stderr}`);
-  }
-
-  /** Stops the process this test started (by its own handle, nothing else). */
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill('SIGTERM');
-    await Promise.race([exited, sleep(5000).then(() => child.kill('SIGKILL'))]);
-  }
-}
-
-let exporter: Exporter;
+let exporter: NodeExporter;
 
 beforeAll(async () => {
-  const bin = findOnPath(BINARY);
-  if (!bin) throw new Error(INSTALL_HINT);
-  exporter = new Exporter(bin, await freePort());
+  // A missing binary fails here with the apt-get line (support/node-exporter.ts).
+  exporter = new NodeExporter(await freePort());
   await exporter.start();
 }, 30_000);
 
