@@ -96,7 +96,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
 /** The demo's last line: where the logs are and whether anything in them needs a look. */
 function logSummary(log: FileLog): string {
   const n = log.warnings();
-  return n === 0 ? `Logs: ${log.path} (no warnings)` : `Logs: ${log.path} (${n} warning${n === 1 ? '' : 's'} or errors: look there first)`;
+  return n === 0 ? `Logs: ${log.path} (no warnings)` : `Logs: ${log.path} (${n} warning${n === 1 ? '' : 's'} or error${n === 1 ? '' : 's'} in it: look there first)`;
 }
 
 interface DemoOptions {
