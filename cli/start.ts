@@ -9,8 +9,10 @@ import { settingsHelp, takeSettingFlags } from './settings-flags.js';
 const HELP = `Usage: usage-meter start [settings]
 
 Runs the pipeline. With no ROLE it runs ingest, workers and the API in one process on the
-embedded ClickHouse under DATA_DIR (default ./.data). With CLICKHOUSE_URL set, processes
-can be split: --role ingest | worker | api.
+embedded ClickHouse under DATA_DIR (default ./.data). --ingest-processes N moves ingest
+into N processes of its own that share --port and forward every other route to this one
+(measured not to pay on 2 cores: see the README). With CLICKHOUSE_URL set, processes can
+be split: --role ingest | worker | api.
 
 Stops on SIGINT/SIGTERM: refuses new requests, finishes jobs in progress, closes Redis
 and ClickHouse. Nothing acknowledged is lost.
