@@ -35,7 +35,7 @@ export async function registerIngestRole(http: FastifyInstance, ctx: RoleContext
     idleMs: config.PRODUCER_IDLE_DAYS * DAY_MS,
   });
   registerIngestRoutes(http, { acceptor, keys: ctx.keyRing, producers, bodyLimit: config.MAX_BODY_BYTES });
-  registerOtlpRoutes(http, { acceptor, keys: ctx.keyRing, redis: ctx.redis.client, redisKeys: ctx.keys, bodyLimit: config.MAX_BODY_BYTES, maxBatchItems: config.MAX_BATCH_ITEMS, log });
+  registerOtlpRoutes(http, { acceptor, keys: ctx.keyRing, redis: ctx.redis.client, redisKeys: ctx.keys, bodyLimit: config.MAX_BODY_BYTES, maxBatchItems: config.MAX_BATCH_ITEMS, metrics, log });
   registerQuarantineRoutes(http, { keys: ctx.keyRing, redis: ctx.redis.client, redisKeys: ctx.keys, sink: acceptor });
 
   if (!targets) return undefined;

@@ -18,6 +18,8 @@ import { applyRetention } from '../lib/retention.js';
 import { ledgerGauges } from '../domain/ledger.js';
 import { quarantineStats } from '../domain/quarantine.js';
 import type { PullCollector } from '../ingest/collectors/index.js';
+import { SharedSeriesState } from '../ingest/otlp/shared-state.js';
+import { otlpStateMetrics } from '../ingest/otlp/state-metrics.js';
 import { analyticsCredentials, type Config } from '../schemas/config.js';
 import { migrateUnderLock } from '../lib/migrate.js';
 import { redisKeys, type BatchJob, type RedisKeys } from '../schemas/queues.js';
@@ -114,6 +116,7 @@ export async function startPipeline(config: Config, log: Logger, options: Pipeli
     const rollup = wants.worker && ch ? startWorkerRole(ctx, ch) : undefined;
 
     let collector: PullCollector | undefined;
+    const refreshOtlpState = otlpStateMetrics(new SharedSeriesState(redis.client, keys), metrics);
     const http = createHttpServer({
       log,
       bodyLimit: config.MAX_BODY_BYTES,
@@ -128,6 +131,7 @@ export async function startPipeline(config: Config, log: Logger, options: Pipeli
         metrics.dirtyHours.set(ledger.dirtyHours);
         metrics.inflightBatches.set(ledger.inflight);
         metrics.deadLetters.set(await ctx.batchQueue.getFailedCount());
+        await refreshOtlpState();
         for (const t of collector?.status() ?? []) {
           const target = t.id;
           metrics.collectorTargetUp.set({ target }, t.health === 'up' ? 1 : 0);

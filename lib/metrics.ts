@@ -1,6 +1,11 @@
 /** Prometheus metrics of the hot paths, on one registry per process (GET /metrics). */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** Why OTLP data points are refused (ingest/otlp/rejections.ts keeps its reasons to these). */
+export const OTLP_REJECTION_REASONS = ['unsupported_type', 'unmapped', 'resource', 'invalid_point', 'out_of_time_range', 'duplicate', 'series_limit', 'refused'] as const;
+/** Why the OTLP shared cumulative state dropped a Resource's state (ingest/otlp/shared-state.ts). */
+export const OTLP_EVICTION_CAUSES = ['idle', 'limit', 'scope_limit'] as const;
+
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -53,10 +58,32 @@ export function createMetrics() {
     quarantinedRows: new Gauge({ name: 'um_quarantined_rows', help: 'Acknowledged rows the engine refused for good, waiting in the quarantine (usage-meter quarantine)', registers: [registry] }),
     rowsQuarantined: new Counter({ name: 'um_rows_quarantined_total', help: 'Rows put into the quarantine since start', registers: [registry] }),
     inflightBatches: new Gauge({ name: 'um_inflight_batches', help: 'Acknowledged batches not yet in ClickHouse', registers: [registry] }),
+    otlpDataPoints: new Counter({
+      name: 'um_otlp_data_points_total',
+      help: 'OTLP data points answered (POST /v1/metrics), by result (accepted, rejected) and, when rejected, reason',
+      labelNames: ['result', 'reason'],
+      registers: [registry],
+    }),
+    otlpPendingSamples: new Gauge({ name: 'um_otlp_pending_samples', help: 'OTLP samples computed while ingest answered back-pressure, held to go out in front of the next request', registers: [registry] }),
+    otlpPendingDropped: new Counter({ name: 'um_otlp_pending_dropped_total', help: 'Held OTLP samples dropped at the bound of the pending samples (not billed)', registers: [registry] }),
+    // Read from Redis at scrape time: one value for the whole pipeline, so the split's sum of
+    // processes (app/split-metrics.ts) takes the largest, not the sum, of what processes read.
+    otlpStateFields: new Gauge({ name: 'um_otlp_state_fields', help: 'Fields (groups + counter series) of the OTLP shared cumulative state in Redis', aggregator: 'max', registers: [registry] }),
+    otlpStateScopes: new Gauge({ name: 'um_otlp_state_scopes', help: 'OTLP Resources whose cumulative state is held in Redis', aggregator: 'max', registers: [registry] }),
+    otlpStateEvictions: new Counter({
+      name: 'um_otlp_state_evictions_total',
+      help: 'OTLP Resources whose cumulative state was dropped, by cause (idle, limit: total bound, scope_limit: per-Resource bound); their next export is a baseline',
+      labelNames: ['cause'],
+      aggregator: 'max',
+      registers: [registry],
+    }),
   };
   // Counters with labels have no series until first incremented: a dashboard could not tell
   // "no failure" from "not reported". Every label value starts at zero.
   for (const final of ['true', 'false']) metrics.batchFailures.labels({ final }).inc(0);
+  metrics.otlpDataPoints.labels({ result: 'accepted' }).inc(0);
+  for (const reason of OTLP_REJECTION_REASONS) metrics.otlpDataPoints.labels({ result: 'rejected', reason }).inc(0);
+  for (const cause of OTLP_EVICTION_CAUSES) metrics.otlpStateEvictions.labels({ cause }).inc(0);
   return metrics;
 }
 export type Metrics = ReturnType<typeof createMetrics>;

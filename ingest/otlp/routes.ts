@@ -26,6 +26,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { KeyRing } from '../../lib/auth.js';
+import type { Metrics } from '../../lib/metrics.js';
 import type { RedisKeys } from '../../schemas/queues.js';
 import type { SampleInput } from '../../schemas/sample.js';
 import { BackpressureError, type SampleSink } from '../accept.js';
@@ -61,6 +62,8 @@ export interface OtlpRouteDeps {
   maxDataPoints?: number;
   translator?: OtlpTranslator;
   pending?: PendingSamples;
+  /** The process's /metrics series this route moves (the shared state's are read at scrape: state-metrics.ts). */
+  metrics?: Pick<Metrics, 'otlpDataPoints' | 'otlpPendingSamples' | 'otlpPendingDropped'>;
   log?: Pick<Logger, 'warn' | 'debug'>;
 }
 
@@ -69,6 +72,7 @@ export function registerOtlpRoutes(app: FastifyInstance, deps: OtlpRouteDeps): v
   const translator = deps.translator ?? new OtlpTranslator({ state: new SharedSeriesState(deps.redis, deps.redisKeys) });
   const pending = deps.pending ?? new PendingSamples();
   const maxDataPoints = deps.maxDataPoints ?? DEFAULT_MAX_DATA_POINTS;
+  const metrics = deps.metrics;
   void app.register(async (scope) => {
     // Raw bytes for both types: decoding happens in the handler, so every refusal is
     // answered as a google.rpc.Status in the request's encoding.
@@ -104,7 +108,11 @@ export function registerOtlpRoutes(app: FastifyInstance, deps: OtlpRouteDeps): v
           result = await deps.acceptor.accept(chunk);
         } catch (err) {
           const dropped = pending.hold(items.slice(start));
-          if (dropped > 0) deps.log?.warn({ dropped }, 'OTLP: pending samples over their bound; the oldest were dropped');
+          metrics?.otlpPendingSamples.set(pending.size());
+          if (dropped > 0) {
+            metrics?.otlpPendingDropped.inc(dropped);
+            deps.log?.warn({ dropped }, 'OTLP: pending samples over their bound; the oldest were dropped');
+          }
           if (err instanceof BackpressureError) {
             reply.header('Retry-After', String(err.retryAfterS));
             return fail(503, UNAVAILABLE, err.message);
@@ -114,11 +122,17 @@ export function registerOtlpRoutes(app: FastifyInstance, deps: OtlpRouteDeps): v
         for (const r of result.rejected) {
           const i = start + r.index - held.length;
           const reason = r.errors.map((e) => `${e.path}: ${e.message}`).join(', ');
-          if (i >= 0) rejections.add(`a sample for ${items[start + r.index]!.metric} was refused: ${reason}`, translation.pointsPerSample[i] ?? 1);
+          if (i >= 0) rejections.add(`a sample for ${items[start + r.index]!.metric} was refused: ${reason}`, translation.pointsPerSample[i] ?? 1, 'refused');
           else deps.log?.warn({ reason }, 'OTLP: a pending sample was refused');
         }
       }
+      metrics?.otlpPendingSamples.set(pending.size()); // what this request took is delivered
       const n = Math.min(rejections.count(), request.dataPoints);
+      // Counted as answered: a request answered 503 is counted when its retry is answered.
+      if (metrics) {
+        metrics.otlpDataPoints.inc({ result: 'accepted' }, request.dataPoints - n);
+        for (const [reason, points] of rejections.causes(n)) metrics.otlpDataPoints.inc({ result: 'rejected', reason }, points);
+      }
       return sendOtlp(reply, encoding, 200, encodeResponse(encoding, n > 0 ? { rejectedDataPoints: n, errorMessage: describe(rejections, n) } : undefined));
     });
   });

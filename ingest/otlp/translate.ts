@@ -170,22 +170,22 @@ export class OtlpTranslator {
         const what = `"${metric.name}"`;
         if (d.type === 'none') continue;
         if ('pointCount' in d) {
-          rej.add(`${what}: ${d.type.replace('_', ' ')} data points are not billed (only sums and gauges are)`, d.pointCount);
+          rej.add(`${what}: ${d.type.replace('_', ' ')} data points are not billed (only sums and gauges are)`, d.pointCount, 'unsupported_type');
           continue;
         }
         if (resource.problem) {
-          rej.add(resource.problem, d.points.length);
+          rej.add(resource.problem, d.points.length, 'resource');
           continue;
         }
         let kind: OtlpKind;
         let delta = false;
         if (d.type === 'gauge') kind = 'gauge';
         else if (d.temporality === AGGREGATION_TEMPORALITY.unspecified) {
-          rej.add(`${what}: a sum without an aggregation temporality cannot be read`, d.points.length);
+          rej.add(`${what}: a sum without an aggregation temporality cannot be read`, d.points.length, 'unsupported_type');
           continue;
         } else if (!d.monotonic) {
           if (d.temporality === AGGREGATION_TEMPORALITY.delta) {
-            rej.add(`${what}: a non-monotonic delta sum is a change, not a level; export it with cumulative temporality`, d.points.length);
+            rej.add(`${what}: a non-monotonic delta sum is a change, not a level; export it with cumulative temporality`, d.points.length, 'unsupported_type');
             continue;
           }
           kind = 'non_monotonic_sum';
@@ -195,25 +195,25 @@ export class OtlpTranslator {
         }
         const name = prometheusMetricName(metric.name, metric.unit, kind);
         if (!this.knownSeries.has(name)) {
-          rej.add(`${what} (as ${name}): no rule of mapping ${this.ref} bills it`, d.points.length);
+          rej.add(`${what} (as ${name}): no rule of mapping ${this.ref} bills it`, d.points.length, 'unmapped');
           continue;
         }
         if (region === '') {
-          rej.add(`the resource has no ${REGION_ATTRIBUTE} attribute: a sample needs a region`, d.points.length);
+          rej.add(`the resource has no ${REGION_ATTRIBUTE} attribute: a sample needs a region`, d.points.length, 'resource');
           continue;
         }
         for (const point of d.points) {
           if (point.value === undefined) continue; // no recorded value: a staleness marker, nothing to bill
           if (TOO_MANY_ATTRIBUTES in point.attributes) {
-            rej.add(`${what}: a data point has more than 128 attributes`, 1);
+            rej.add(`${what}: a data point has more than 128 attributes`, 1, 'invalid_point');
             continue;
           }
           if (point.inexactInt) {
-            rej.add(`${what}: an integer value beyond 2^53 cannot be billed exactly`, 1);
+            rej.add(`${what}: an integer value beyond 2^53 cannot be billed exactly`, 1, 'invalid_point');
             continue;
           }
           if (point.timeNs <= 0n) {
-            rej.add(`${what}: a data point without time_unix_nano`, 1);
+            rej.add(`${what}: a data point without time_unix_nano`, 1, 'invalid_point');
             continue;
           }
           const endMs = Number(point.timeNs / NS_PER_S) * 1000;
@@ -222,11 +222,11 @@ export class OtlpTranslator {
           if (delta) {
             const startMs = Number(point.startNs / NS_PER_S) * 1000;
             if (point.startNs <= 0n || startMs >= endMs) {
-              rej.add(`${what}: a delta point needs start_time_unix_nano at least a whole second before time_unix_nano`, 1);
+              rej.add(`${what}: a delta point needs start_time_unix_nano at least a whole second before time_unix_nano`, 1, 'invalid_point');
               continue;
             }
             if (endMs - startMs > this.maxDeltaMs) {
-              rej.add(`${what}: a delta window longer than ${this.maxDeltaMs / 86_400_000} days is not spread over days it cannot place`, 1);
+              rej.add(`${what}: a delta window longer than ${this.maxDeltaMs / 86_400_000} days is not spread over days it cannot place`, 1, 'invalid_point');
               continue;
             }
             const key = `${startMs}:${endMs}`;
@@ -236,15 +236,15 @@ export class OtlpTranslator {
             // later export back as stale; one older than the state is kept could be a
             // baseline behind readings already billed.
             if (endMs > nowMs + LIMITS.maxFutureMs) {
-              rej.add(`${what}: a data point's time is more than ${LIMITS.maxFutureMs / 60_000} minutes in the future`, 1);
+              rej.add(`${what}: a data point's time is more than ${LIMITS.maxFutureMs / 60_000} minutes in the future`, 1, 'out_of_time_range');
               continue;
             }
             if (endMs < nowMs - this.maxAgeMs) {
-              rej.add(`${what}: a cumulative or gauge data point older than ${describeAge(this.maxAgeMs)} is not billed (its series state is not kept that long)`, 1);
+              rej.add(`${what}: a cumulative or gauge data point older than ${describeAge(this.maxAgeMs)} is not billed (its series state is not kept that long)`, 1, 'out_of_time_range');
               continue;
             }
             if (kind === 'monotonic_sum' && point.startNs > point.timeNs) {
-              rej.add(`${what}: a cumulative point's start_time_unix_nano is after its time_unix_nano`, 1);
+              rej.add(`${what}: a cumulative point's start_time_unix_nano is after its time_unix_nano`, 1, 'invalid_point');
               continue;
             }
             bucket = buckets.cumulative.get(endMs) ?? newBucket(buckets.cumulative, endMs, endMs);
@@ -252,7 +252,7 @@ export class OtlpTranslator {
           const labels = labelsOf(point.attributes, extra);
           const key = seriesKeyOf(name, labels);
           if (bucket.origin.has(key)) {
-            rej.add(`${what}: a repeated data point (same attributes and time) was ignored`, 1);
+            rej.add(`${what}: a repeated data point (same attributes and time) was ignored`, 1, 'duplicate');
             continue;
           }
           bucket.origin.set(key, what);
@@ -269,7 +269,7 @@ export class OtlpTranslator {
     const scope = scopeKeyOf(resource.attributes);
     const cumulativeSeries = [...buckets.cumulative.values()].reduce((n, b) => n + b.samples.length, 0);
     if (cumulativeSeries > this.maxSeriesPerScope) {
-      rej.add(`the resource sent ${cumulativeSeries} cumulative and gauge series; at most ${this.maxSeriesPerScope} are tracked per resource`, cumulativeSeries);
+      rej.add(`the resource sent ${cumulativeSeries} cumulative and gauge series; at most ${this.maxSeriesPerScope} are tracked per resource`, cumulativeSeries, 'series_limit');
       buckets.cumulative.clear();
     }
 
@@ -283,7 +283,7 @@ export class OtlpTranslator {
         if ('invalid' in checked) {
           for (const e of checked.invalid) {
             const origin = e.series ? bucket.origin.get(stripTerm(e.series)) : undefined;
-            rej.add(`${origin ?? reading.metric}: ${e.reason}`, e.series ? 1 : reading.series.length);
+            rej.add(`${origin ?? reading.metric}: ${e.reason}`, e.series ? 1 : reading.series.length, 'invalid_point');
           }
         }
         const valid = checked.ok;
@@ -316,7 +316,7 @@ export class OtlpTranslator {
         let points = 0;
         for (const s of r.series) {
           if (!Number.isFinite(s.value) || s.value < 0) {
-            rej.add(`${bucket.origin.get(stripTerm(s.id)) ?? r.metric}: counter value ${s.value} is not a finite number ≥ 0`, 1);
+            rej.add(`${bucket.origin.get(stripTerm(s.id)) ?? r.metric}: counter value ${s.value} is not a finite number ≥ 0`, 1, 'invalid_point');
             continue;
           }
           units += BigInt(Math.round(s.value * r.scale));
@@ -343,7 +343,7 @@ export class OtlpTranslator {
     if (list.length === 0) return;
     const owners = new Map(list.map((w) => [w.window.key, w.owner]));
     const { samples, unrepresentable } = windowsToSamples({ mappingRef: this.ref, targetId: 'otlp' }, owners, list.map((w) => w.window));
-    out.rejections.add('a window whose usage is beyond 2^53 units cannot be written exactly', unrepresentable);
+    out.rejections.add('a window whose usage is beyond 2^53 units cannot be written exactly', unrepresentable, 'invalid_point');
     const kept = list.filter((w) => w.window.units <= BigInt(Number.MAX_SAFE_INTEGER));
     samples.forEach((s, i) => {
       const owner = kept[i]!.owner;
@@ -357,7 +357,7 @@ export class OtlpTranslator {
   private map(bucket: Bucket, target: TargetContext, rej: Rejections): MappedResource[] | undefined {
     const result = applyMapping(this.mapping, target, [{ name: 'otlp', type: 'untyped', samples: bucket.samples }]);
     for (const u of result.unmapped) {
-      rej.add(`the resource cannot be billed: ${u.reason} (OTLP resource attributes are read as target labels, "." as "_")`, bucket.samples.length);
+      rej.add(`the resource cannot be billed: ${u.reason} (OTLP resource attributes are read as target labels, "." as "_")`, bucket.samples.length, 'resource');
     }
     return result.resources.length > 0 ? result.resources : undefined;
   }
