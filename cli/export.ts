@@ -141,7 +141,13 @@ export async function runExportCommand(argv: string[], io: CliIo = STD_IO): Prom
     } catch (err) {
       bar.stop();
       if (!toStdout) {
-        (file as WriteStream).destroy();
+        // The stream opens its file asynchronously: an error that comes first (a 403 at
+        // once) would remove nothing and leave the file it creates next. Wait until it is
+        // closed, then remove it.
+        const stream = file as WriteStream;
+        const closed = stream.closed ? Promise.resolve() : once(stream, 'close');
+        stream.destroy();
+        await closed;
         await rm(partial, { force: true });
       }
       throw err;
