@@ -45,55 +45,33 @@
  * then finds what it wrote, and another pass removes it), and fold and recomputation
  * write aggregate rows only for keys of raw rows they read (rollup-sql.ts,
  * rollup-fold-sql.ts). Analytics are anonymous cohorts and are left as they are.
+ *
+ * This module runs the steps in that order; the queue scrub (erasure-queue-scrub.ts), the
+ * table deletions and their counts (erasure-tables.ts) and the fingerprint and period
+ * bookkeeping (erasure-status.ts) each live in a module of their own.
  */
-import { z } from 'zod';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import {
-  ERASING_CHECK_MS,
-  erasureDone,
-  erasureFailed,
-  erasureNoted,
-  erasureRemoved,
-  erasureStarted,
-  erasureStepDone,
-  periodTouchedSchema,
-  type PeriodTouched,
-  type RemovedCounter,
-} from '../domain/erasure-requests.js';
-import { DEFAULT_FINGERPRINT_MONTHS, ensureFingerprintKey, ERASED_LIMITS, fingerprint, recordErasedIdentifiers, type FingerprintKey } from '../domain/erased-identifiers.js';
+import { ERASING_CHECK_MS, erasureDone, erasureFailed, erasureRemoved, erasureStarted, erasureStepDone } from '../domain/erasure-requests.js';
+import { DEFAULT_FINGERPRINT_MONTHS, ensureFingerprintKey, fingerprint } from '../domain/erased-identifiers.js';
 import { addMonthsUtc } from '../domain/accounts.js';
-import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
+import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { release } from '../domain/ledger.js';
 import { eraseFromQuarantine } from '../domain/quarantine.js';
 import { withLock } from '../lib/locks.js';
-import { batchJobSchema, QUEUE_NAMES, type BatchJob, type ErasureJob, type RedisKeys } from '../schemas/queues.js';
-import { decodeStoredRow } from '../schemas/raw-row.js';
+import { QUEUE_NAMES, type BatchJob, type ErasureJob, type RedisKeys } from '../schemas/queues.js';
 import { payloadOf } from './queues.js';
+import { ACTIVE_WAIT_MS, scrubQueue, waitForActiveJobs } from './erasure-queue-scrub.js';
+import { AGGREGATE_TABLES, deleteCounted, remainingRows, SOURCE_TABLES } from './erasure-tables.js';
+import { fingerprintIdentifiers, notePeriods, recordIdentifiers } from './erasure-status.js';
 
-/** What the rollup reads: erased first (step 3a). */
-export const SOURCE_TABLES = ['billing.samples_raw', 'billing.accounts'] as const;
-/** What the rollup writes: erased after the barrier (step 3c). */
-export const AGGREGATE_TABLES = ['billing.usage_hourly', 'billing.adjustments_hourly'] as const;
-/** Billing tables that hold an account_id: everything erasure must reach. */
-export const ACCOUNT_TABLES = [...SOURCE_TABLES, ...AGGREGATE_TABLES] as const;
-/** The status counter each table's removed rows are reported under. */
-const TABLE_COUNTERS: Record<(typeof ACCOUNT_TABLES)[number], RemovedCounter> = {
-  'billing.samples_raw': 'raw_samples',
-  'billing.accounts': 'lifecycle',
-  'billing.usage_hourly': 'hourly_usage',
-  'billing.adjustments_hourly': 'adjustments',
-};
-/** Billing periods listed in a status at most (an account's usage spans a few years at most). */
-const MAX_PERIODS_REPORTED = 240;
+// The API other modules and tests use, unchanged by the split.
+export { ACCOUNT_TABLES, AGGREGATE_TABLES, deleteAccountRows, MUTATION_WAIT_MS, SOURCE_TABLES } from './erasure-tables.js';
+export { withoutAccount } from './erasure-queue-scrub.js';
 
-const ACTIVE_WAIT_MS = 60_000;
 const MAX_PASSES = 5;
-/** How long one attempt waits for a mutation before it fails and leaves the wait to the retry. */
-export const MUTATION_WAIT_MS = 10 * 60_000;
-const MUTATION_POLL_MS = 100;
 
 export interface ErasureDeps {
   ch: ClickHouseClient;
@@ -161,198 +139,10 @@ export function createErasureProcessor(deps: ErasureDeps) {
   };
 }
 
-async function deleteCounted(deps: ErasureDeps, requestId: string, table: (typeof ACCOUNT_TABLES)[number], account: string): Promise<void> {
-  const removed = await deleteAccountRows(deps, table, account);
-  await erasureRemoved(deps.redis, deps.keys, requestId, { [TABLE_COUNTERS[table]]: removed });
-}
-
-/** The account's resource ids in billing, fingerprinted before they are deleted (bounded). */
-async function fingerprintIdentifiers(deps: ErasureDeps, requestId: string, account: string, key: FingerprintKey, expiresAtMs: number): Promise<void> {
-  const union = ACCOUNT_TABLES.filter((t) => t !== 'billing.accounts')
-    .map((t) => `SELECT resource_id FROM ${t} WHERE account_id = {account:String}`)
-    .join(' UNION DISTINCT ');
-  const rows = await queryRows(deps.ch, z.object({ resource_id: z.string() }), `SELECT resource_id FROM (${union}) LIMIT {limit:UInt32}`, {
-    account,
-    limit: ERASED_LIMITS.identifiersPerErasure + 1,
-  });
-  await recordIdentifiers(deps, requestId, key, rows.map((r) => r.resource_id), expiresAtMs);
-}
-
-async function recordIdentifiers(deps: ErasureDeps, requestId: string, key: FingerprintKey, ids: Iterable<string>, expiresAtMs: number): Promise<void> {
-  const { recorded, omitted, dropped } = await recordErasedIdentifiers(deps.redis, deps.keys, key, ids, expiresAtMs);
-  if (recorded + omitted + dropped === 0) return;
-  // Recording is idempotent (same key, same fingerprint): the status keeps the largest count seen.
-  const h = await deps.redis.hmget(deps.keys.erasureRequest(requestId), 'fp:identifiers', 'fp:omitted');
-  const fields: Record<string, string> = {
-    'fp:identifiers': String(Math.max(Number(h[0] ?? 0), recorded)),
-    'fp:omitted': String(Math.max(Number(h[1] ?? 0), omitted)),
-  };
-  await erasureNoted(deps.redis, deps.keys, requestId, fields);
-  if (dropped > 0) await deps.redis.hincrby(deps.keys.erasureRequest(requestId), 'fp:dropped', dropped);
-}
-
-/**
- * The billing periods the account's rows fall in, with each period's state, noted before
- * the rows go (kept from the first attempt that saw them): erasing from a closed period
- * changes its export, and this is where that is recorded.
- */
-async function notePeriods(deps: ErasureDeps, requestId: string, account: string): Promise<void> {
-  const rows = await queryRows(
-    deps.ch,
-    periodTouchedSchema,
-    `WITH touched AS (
-       SELECT toStartOfMonth(hour) AS p, count() AS u, 0 AS a FROM billing.usage_hourly WHERE account_id = {account:String} GROUP BY p
-       UNION ALL
-       SELECT billed_period AS p, 0 AS u, count() AS a FROM billing.adjustments_hourly WHERE account_id = {account:String} GROUP BY p
-     ),
-     states AS (SELECT period, toString(status) AS status FROM billing.periods FINAL)
-     SELECT formatDateTime(t.p, '%Y-%m') AS period, if(s.status = '', 'open', s.status) AS status, sum(t.u) AS usage_rows, sum(t.a) AS adjustment_rows
-     FROM touched AS t LEFT JOIN states AS s ON s.period = t.p
-     GROUP BY t.p, s.status ORDER BY t.p LIMIT {limit:UInt32}
-     SETTINGS join_use_nulls = 0`,
-    { account, limit: MAX_PERIODS_REPORTED },
-  );
-  if (rows.length === 0) return;
-  await deps.redis.hsetnx(deps.keys.erasureRequest(requestId), 'periods', JSON.stringify(rows satisfies PeriodTouched[]));
-}
-
-async function remainingRows(ch: ClickHouseClient, account: string): Promise<number> {
-  const union = ACCOUNT_TABLES.map((t) => `SELECT count() AS n FROM ${t} WHERE account_id = {account:String}`).join(' UNION ALL ');
-  const rows = await queryRows(ch, z.object({ n: z.coerce.number() }), `SELECT sum(n) AS n FROM (${union})`, { account });
-  return Number(rows[0]?.n ?? 0);
-}
-
-/**
- * The account's rows of `table`, physically deleted: waits for an unfinished erasure
- * mutation of the account if there is one, or issues one if rows remain, then waits for
- * it, at most `mutationWaitMs`. The account is written into the mutation as
- * unhex('<hex>'), which system.mutations shows as written: finding "this account's
- * mutation" needs no escaping rules, and the condition stays a deterministic literal.
- */
-export async function deleteAccountRows(deps: Pick<ErasureDeps, 'ch' | 'log' | 'mutationWaitMs'>, table: string, account: string): Promise<number> {
-  const { ch } = deps;
-  const predicate = `account_id = unhex('${Buffer.from(account, 'utf8').toString('hex').toUpperCase()}')`;
-  // Rows this call's own mutation removes (0 when it waits for an earlier attempt's).
-  let removed = 0;
-  if ((await unfinishedMutations(ch, table, predicate)).length === 0) {
-    const [row] = await queryRows(ch, z.object({ n: z.coerce.number() }), `SELECT count() AS n FROM ${table} WHERE ${predicate}`);
-    removed = Number(row?.n ?? 0);
-    if (removed === 0) return 0;
-    // Returns once the mutation is queued: the wait below is ours, bounded, and resumable.
-    await ch.command({ query: `ALTER TABLE ${table} DELETE WHERE ${predicate}`, clickhouse_settings: { mutations_sync: '0' } });
-  }
-  const deadline = Date.now() + (deps.mutationWaitMs ?? MUTATION_WAIT_MS);
-  for (;;) {
-    const pending = await unfinishedMutations(ch, table, predicate);
-    if (pending.length === 0) return removed;
-    if (Date.now() > deadline) {
-      // A failure reason may be transient (the engine retries a mutation by itself): it is
-      // reported only once the wait is over, for an operator to judge (KILL MUTATION).
-      const failing = pending.find((m) => m.latest_fail_reason !== '');
-      throw new Error(
-        failing
-          ? `erasure mutation ${failing.mutation_id} on ${table} keeps failing (${failing.latest_fail_reason}); the retry waits for it again`
-          : `erasure mutation ${pending[0]!.mutation_id} on ${table} is still running; the retry waits for it, without queuing another`,
-      );
-    }
-    await sleep(MUTATION_POLL_MS);
-  }
-}
-
-async function unfinishedMutations(ch: ClickHouseClient, table: string, predicate: string) {
-  const [database, name] = table.split('.');
-  return queryRows(
-    ch,
-    z.object({ mutation_id: z.string(), latest_fail_reason: z.string() }),
-    `SELECT mutation_id, latest_fail_reason FROM system.mutations
-     WHERE database = {database:String} AND table = {table:String} AND is_done = 0 AND position(command, {predicate:String}) > 0`,
-    { database, table: name, predicate },
-  );
-}
-
 async function underRollupLock(deps: ErasureDeps, task: () => Promise<void>): Promise<void> {
   const deadline = Date.now() + ACTIVE_WAIT_MS;
   while (!(await withLock(deps.redis, deps.keys.rollupLock, task))) {
     if (Date.now() > deadline) throw new Error('the rollup held its lock too long; retrying');
     await sleep(50);
-  }
-}
-
-interface ScrubResult {
-  queuedJobs: number;
-  queuedRows: number;
-  deadLetterJobs: number;
-  deadLetterRows: number;
-  /** Batches whose job was removed whole (their in-flight marks go). */
-  removed: string[];
-  /** Resource ids of the rows taken out, for the fingerprint list (bounded by the caller). */
-  resourceIds: Set<string>;
-}
-
-/** Rewrites every not-active batch job that holds the account's rows; counts jobs and rows by kind. */
-async function scrubQueue(queue: Queue<BatchJob>, account: string): Promise<ScrubResult> {
-  const out: ScrubResult = { queuedJobs: 0, queuedRows: 0, deadLetterJobs: 0, deadLetterRows: 0, removed: [], resourceIds: new Set() };
-  const scrubState = async (states: readonly ('waiting' | 'delayed' | 'prioritized' | 'failed' | 'completed' | 'waiting-children')[], deadLetters: boolean) => {
-    for (let start = 0; ; start += 500) {
-      const jobs = await queue.getJobs([...states], start, start + 499);
-      if (jobs.length === 0) break;
-      let removedHere = 0;
-      for (const job of jobs) {
-        if (!job?.data?.accounts?.includes(account)) continue;
-        const { kept, taken } = splitAccount(job.data, account);
-        for (const r of taken) if (out.resourceIds.size < ERASED_LIMITS.identifiersPerErasure) out.resourceIds.add(r);
-        if (kept) await job.updateData(kept);
-        else {
-          await job.remove();
-          out.removed.push(job.data.batchId);
-          removedHere++;
-        }
-        if (deadLetters) (out.deadLetterJobs++, (out.deadLetterRows += taken.length));
-        else (out.queuedJobs++, (out.queuedRows += taken.length));
-      }
-      // A removed job shifts the pages after it: read this page again.
-      if (removedHere > 0) start -= removedHere;
-      if (jobs.length < 500) break;
-    }
-  };
-  await scrubState(['waiting', 'delayed', 'prioritized', 'completed', 'waiting-children'], false);
-  await scrubState(['failed'], true);
-  return out;
-}
-
-/** The job without the account's rows, or undefined when nothing else is left. */
-export function withoutAccount(data: BatchJob, account: string): BatchJob | undefined {
-  return splitAccount(data, account).kept;
-}
-
-/** The job without the account's rows (undefined when nothing else is left), and the resource ids of the rows taken. */
-function splitAccount(data: BatchJob, account: string): { kept: BatchJob | undefined; taken: string[] } {
-  const batch = batchJobSchema.parse(data);
-  const all = batch.rows
-    .split('\n')
-    .filter((line) => line.length > 0)
-    .map((line) => ({ line, row: decodeStoredRow(line, batch.rowFormat) }));
-  const kept = all.filter(({ row }) => row.account_id !== account);
-  const taken = all.filter(({ row }) => row.account_id === account).map(({ row }) => row.resource_id);
-  if (kept.length === 0) return { kept: undefined, taken };
-  const lines = kept.map((k) => k.line);
-  const hours = new Set(kept.map((k) => k.row.usage_hour));
-  return {
-    kept: {
-      ...batch,
-      rows: lines.join('\n') + '\n',
-      rowCount: lines.length,
-      hours: [...hours].sort((a, b) => a - b),
-      accounts: batch.accounts.filter((a) => a !== account),
-    },
-    taken,
-  };
-}
-
-async function waitForActiveJobs(queue: Queue<BatchJob>, account: string): Promise<void> {
-  const deadline = Date.now() + ACTIVE_WAIT_MS;
-  while ((await queue.getJobs(['active'])).some((j) => j?.data?.accounts?.includes(account))) {
-    if (Date.now() > deadline) throw new Error('a batch job holding the account stayed active too long; retrying');
-    await sleep(100);
   }
 }
