@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { erasureNoted, periodTouchedSchema, type PeriodTouched } from '../domain/erasure-requests.js';
 import { ERASED_LIMITS, recordErasedIdentifiers, type FingerprintKey } from '../domain/erased-identifiers.js';
 import { queryRows } from '../lib/clickhouse.js';
-import type { ErasureDeps } from './erasure.js';
+import type { ErasureDeps } from './erasure-deps.js';
 import { ACCOUNT_TABLES } from './erasure-tables.js';
 
 /** Billing periods listed in a status at most (an account's usage spans a few years at most). */

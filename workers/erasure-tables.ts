@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { erasureRemoved, type RemovedCounter } from '../domain/erasure-requests.js';
 import { queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
-import type { ErasureDeps } from './erasure.js';
+import type { ErasureDeps } from './erasure-deps.js';
 
 /** What the rollup reads: erased first (step 3a). */
 export const SOURCE_TABLES = ['billing.samples_raw', 'billing.accounts'] as const;

@@ -51,39 +51,26 @@
  * bookkeeping (erasure-status.ts) each live in a module of their own.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
-import type { Logger } from 'pino';
+import type { Job } from 'bullmq';
 import { ERASING_CHECK_MS, erasureDone, erasureFailed, erasureRemoved, erasureStarted, erasureStepDone } from '../domain/erasure-requests.js';
 import { DEFAULT_FINGERPRINT_MONTHS, ensureFingerprintKey, fingerprint } from '../domain/erased-identifiers.js';
 import { addMonthsUtc } from '../domain/accounts.js';
-import type { ClickHouseClient } from '../lib/clickhouse.js';
 import { release } from '../domain/ledger.js';
 import { eraseFromQuarantine } from '../domain/quarantine.js';
 import { withLock } from '../lib/locks.js';
-import { QUEUE_NAMES, type BatchJob, type ErasureJob, type RedisKeys } from '../schemas/queues.js';
+import { QUEUE_NAMES, type ErasureJob } from '../schemas/queues.js';
 import { payloadOf } from './queues.js';
 import { ACTIVE_WAIT_MS, scrubQueue, waitForActiveJobs } from './erasure-queue-scrub.js';
 import { AGGREGATE_TABLES, deleteCounted, remainingRows, SOURCE_TABLES } from './erasure-tables.js';
 import { fingerprintIdentifiers, notePeriods, recordIdentifiers } from './erasure-status.js';
+import type { ErasureDeps } from './erasure-deps.js';
 
 // The API other modules and tests use, unchanged by the split.
 export { ACCOUNT_TABLES, AGGREGATE_TABLES, deleteAccountRows, MUTATION_WAIT_MS, SOURCE_TABLES } from './erasure-tables.js';
 export { withoutAccount } from './erasure-queue-scrub.js';
+export type { ErasureDeps } from './erasure-deps.js';
 
 const MAX_PASSES = 5;
-
-export interface ErasureDeps {
-  ch: ClickHouseClient;
-  redis: Redis;
-  keys: RedisKeys;
-  batchQueue: Queue<BatchJob>;
-  log: Logger;
-  /** Bound of one attempt's wait for a mutation (default MUTATION_WAIT_MS). */
-  mutationWaitMs?: number;
-  /** How long the erased fingerprints are kept (AUDIT_RETENTION_MONTHS; default 24, policy §8). */
-  fingerprintMonths?: number;
-}
 
 export function createErasureProcessor(deps: ErasureDeps) {
   return async function erase(job: Pick<Job<ErasureJob>, 'data'>): Promise<{ passes: number }> {
