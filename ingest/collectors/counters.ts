@@ -192,14 +192,7 @@ export class UsageTracker {
     }
     if (!baseline) {
       const start = group!.lastSlotMs;
-      const pieces = splitWindow(start, slotMs);
-      const span = BigInt(slotMs - start);
-      let given = 0n;
-      pieces.forEach(([a, b], i) => {
-        const share = i === pieces.length - 1 ? total - given : (total * BigInt(b - a)) / span;
-        given += share;
-        out.windows.push({ key: g.key, startMs: a, endMs: b, units: share, scale: g.scale });
-      });
+      for (const piece of shareAcrossWindow(start, slotMs, total)) out.windows.push({ key: g.key, ...piece, scale: g.scale });
     }
     state.groups.set(g.key, { lastSlotMs: slotMs });
   }
@@ -283,4 +276,21 @@ export function splitWindow(startMs: number, endMs: number): Array<[number, numb
     a = b;
   }
   return pieces;
+}
+
+/**
+ * `units` used over (start, end], cut as splitWindow cuts it, each piece its exact
+ * proportional share in integer arithmetic; the last piece takes what the others leave,
+ * so the pieces add up to `units` exactly. One definition for the collectors' counters
+ * and OTLP's delta points.
+ */
+export function shareAcrossWindow(startMs: number, endMs: number, units: bigint): Array<{ startMs: number; endMs: number; units: bigint }> {
+  const pieces = splitWindow(startMs, endMs);
+  const span = BigInt(endMs - startMs);
+  let given = 0n;
+  return pieces.map(([a, b], i) => {
+    const share = i === pieces.length - 1 ? units - given : (units * BigInt(b - a)) / span;
+    given += share;
+    return { startMs: a, endMs: b, units: share };
+  });
 }

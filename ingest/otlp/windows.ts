@@ -6,11 +6,11 @@
  *
  * Delta monotonic sums are used as they are: each point's (start, time] is a window, its
  * value the usage in it. Windows longer than an hour are cut at UTC hours with the
- * counter's exact proportional share (counters.ts splitWindow), the last piece taking
+ * counter's exact proportional share (counters.ts shareAcrossWindow), the last piece taking
  * what the others leave, so the pieces add up to the point's usage exactly.
  */
 import type { UsageWindow } from '../collectors/counters.js';
-import { splitWindow } from '../collectors/counters.js';
+import { shareAcrossWindow } from '../collectors/counters.js';
 import type { WindowOwner } from '../collectors/samples.js';
 
 /** group key + window end → the window, who it bills, and the data points behind it. */
@@ -40,12 +40,5 @@ export interface DeltaUsage {
 /** Adds a delta group's usage, cut at UTC hours, each piece its exact proportional share. */
 export function addDeltaWindows(windows: WindowMap, usage: DeltaUsage, owner: WindowOwner, points: number): void {
   const { key, startMs, endMs, units, scale } = usage;
-  const pieces = splitWindow(startMs, endMs);
-  const span = BigInt(endMs - startMs);
-  let given = 0n;
-  pieces.forEach(([a, b], i) => {
-    const share = i === pieces.length - 1 ? units - given : (units * BigInt(b - a)) / span;
-    given += share;
-    addWindow(windows, { key, startMs: a, endMs: b, units: share, scale }, owner, points);
-  });
+  for (const piece of shareAcrossWindow(startMs, endMs, units)) addWindow(windows, { key, ...piece, scale }, owner, points);
 }
