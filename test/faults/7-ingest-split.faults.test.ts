@@ -55,9 +55,11 @@ describe('fault 7: ingest in separate processes (INGEST_PROCESSES=2)', () => {
   const redis = new Redis(REDIS_URL);
   let proc: PipelineProcess | undefined;
   let producer: Producer | undefined;
+  let rest: Producer | undefined;
 
   afterAll(async () => {
     producer?.stop();
+    rest?.stop(); // a failed test leaves no producer retrying
     await proc?.stop();
     redis.disconnect();
     await deleteKeys(REDIS_URL, prefix);
@@ -92,7 +94,7 @@ describe('fault 7: ingest in separate processes (INGEST_PROCESSES=2)', () => {
     expect(status.ingest).toMatchObject({ scope: 'all ingest processes', samples_accepted: producer.stats.acknowledgedItems });
 
     // The rest of the stream, with the kills in it.
-    const rest = new Producer({ url: () => baseUrl, key: KEYS.producer, concurrency: 4, paceMs: 150 });
+    rest = new Producer({ url: () => baseUrl, key: KEYS.producer, concurrency: 4, paceMs: 150 });
     const producing = rest.run(wl.batches.slice(20));
     await rest.acks(25);
     expect(rest.done).toBe(false);
