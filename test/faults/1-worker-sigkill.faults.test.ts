@@ -90,13 +90,20 @@ describe('fault 1: worker process SIGKILLed mid-job, repeatedly', () => {
     expect(producer.stats.unexpectedRejections).toBe(0);
 
     const totals = await checkTotals(baseUrl, wl.accounts, wl, producer.acknowledged, 60_000, () => pipelineState(redis, prefix));
-    expect(totals.mismatches).toEqual({});
+    const stateAtComplete = await pipelineState(redis, prefix);
     expect(await proc.stop()).toBe(0);
     proc = undefined;
 
-    // The process is gone: open its data directory here to see what billing counted.
+    // The process is gone: open its data directory here to see what billing counted. Read
+    // before the totals are judged, so a mismatch says where the samples went missing: not
+    // in the raw rows at all, or written but not in the aggregates.
     const ch = createClickHouse({ DATA_DIR: dataDir, CLICKHOUSE_USER: 'default', CLICKHOUSE_PASSWORD: '' });
     const billed = await checkBilled(ch, producer.acknowledged).finally(() => ch.close());
+    expect(
+      totals.mismatches,
+      `counted ${billed.billed} of ${billed.distinctAcknowledged} distinct acknowledged samples (missing ${billed.missing.length}: ${billed.missing.slice(0, 3).join(', ')}), ` +
+        `aggregated ${billed.aggregated}; at complete: ${stateAtComplete}`,
+    ).toEqual({});
     expect(billed.missing).toEqual([]);
     expect(billed.unexpected).toEqual([]);
     expect(billed.billed).toBe(billed.distinctAcknowledged);
