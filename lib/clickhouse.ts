@@ -88,6 +88,10 @@ export async function insertNdjson(
     // callers classify refusals by type (engine-errors.ts): a refused payload is sent once
     // more through the client path, which the engine refuses again with the typed error
     // (an insert of one block writes all or nothing, so nothing was written the first time).
+    // That second attempt carries a token of its own: a native insert that failed after the
+    // engine had noted its token must not make the retry a silent "duplicate". If the first
+    // did write, the rows are there twice, which bills nothing twice (counted_samples keeps
+    // the first copy of each sample).
     try {
       await native({
         table: parts[1]!,
@@ -99,6 +103,8 @@ export async function insertNdjson(
       return;
     } catch {
       // fall through to the client path, which reports the engine's error with its type
+      const token = settings.insert_deduplication_token;
+      if (typeof token === 'string') settings = { ...settings, insert_deduplication_token: `${token}:after-native` };
     }
   }
   const result = await ch.exec({
