@@ -16,7 +16,7 @@ export function registerApiRole(http: FastifyInstance, ctx: RoleContext, ch: Cli
   const audit = new AuditRecorder(ch, ctx.log);
   audit.register(http);
   audit.start();
-  ctx.onClose(() => audit.stop()); // registered before HTTP's stop: the last calls are written too
+  ctx.onClose('audit log', () => audit.stop()); // registered before HTTP's stop: the last calls are written too
 
   registerQueryRoutes(http, { ch, redis, redisKeys: ctx.keys, keys, producerIdleMs: ctx.config.PRODUCER_IDLE_DAYS * 86_400_000 });
   registerExportRoutes(http, { ch, redis, redisKeys: ctx.keys, keys });

@@ -16,6 +16,9 @@ export interface RoleContext {
   keyRing: KeyRing;
   batchQueue: Queue<BatchJob>;
   erasureQueue: Queue<ErasureJob>;
-  /** Called in reverse order on close: register a part's stop right after starting it. */
-  onClose(stop: () => Promise<unknown>): void;
+  /**
+   * Called in reverse order on close: register a part's stop right after starting it. The
+   * name is what the log says if stopping it is slow or never finishes (lib/shutdown.ts).
+   */
+  onClose(name: string, stop: () => Promise<unknown>, force?: () => Promise<unknown>): void;
 }

@@ -41,7 +41,7 @@ export async function registerIngestRole(http: FastifyInstance, ctx: RoleContext
   if (!targets) return undefined;
   const collector = new PullCollector({ targets, sink: acceptor, logger: log, maxBatchItems: Math.min(1000, config.MAX_BATCH_ITEMS) });
   collector.start();
-  ctx.onClose(() => collector.stop()); // flushes what it scraped into the acceptor first
+  ctx.onClose('pull collector', () => collector.stop()); // flushes what it scraped into the acceptor first
   log.info({ targets: targets.length }, 'pull collectors started');
   return collector;
 }

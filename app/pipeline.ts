@@ -13,6 +13,7 @@ import { resolveApiKeys } from '../lib/api-keys.js';
 import { createClickHouse, describeClickHouse, type ClickHouseClient } from '../lib/clickhouse.js';
 import { createMetrics } from '../lib/metrics.js';
 import { installRateLimits } from '../lib/rate-limit.js';
+import { ShutdownSteps } from '../lib/shutdown.js';
 import { connectRedis, type RedisHandle } from '../lib/redis.js';
 import { applyRetention } from '../lib/retention.js';
 import { ledgerGauges } from '../domain/ledger.js';
@@ -78,17 +79,18 @@ export async function startPipeline(config: Config, log: Logger, options: Pipeli
   log.info({ redis: redis.description, prefix: config.KEY_PREFIX }, 'connected to Redis');
   // Parts stop in the reverse order they started: HTTP first (no new requests), then
   // the workers finish what they hold, and the connections close last.
-  const closers: (() => Promise<unknown>)[] = [() => redis.close()];
-  const closeAll = async () => {
-    for (const close of closers.reverse()) await close().catch((err: unknown) => log.error({ err }, 'error while stopping'));
-  };
+  // Each step is named and bounded (lib/shutdown.ts): a part that never stops is logged by
+  // name, and the rest still stop.
+  const shutdown = new ShutdownSteps(log);
+  shutdown.add('redis', () => redis.close());
+  const closeAll = () => shutdown.run();
 
   try {
     let ch: ClickHouseClient | undefined;
     if (wants.worker || wants.api) {
       const client = createClickHouse(config);
       ch = client;
-      closers.push(() => client.close());
+      shutdown.add('clickhouse', () => client.close());
       // One process migrates at a time; the others wait for it (lib/migrate.ts).
       const applied = await migrateUnderLock(client, redis.client, keys.migrationLock, log);
       const ttlChanged = await applyRetention(client, config.RAW_RETENTION_DAYS, config.AUDIT_RETENTION_MONTHS);
@@ -105,12 +107,12 @@ export async function startPipeline(config: Config, log: Logger, options: Pipeli
       keyRing: new KeyRing(apiKeys),
       batchQueue: createBatchQueue(bull),
       erasureQueue: createErasureQueue(bull),
-      onClose: (stop) => closers.push(stop),
+      onClose: (name, stop, force) => shutdown.add(name, stop, force),
     };
     for (const queue of [ctx.batchQueue, ctx.erasureQueue]) {
       // BullMQ reconnects by itself; without a listener it would print to stderr instead.
       queue.on('error', (err) => log.warn({ err: err.message, queue: queue.name }, 'queue connection error; reconnecting'));
-      ctx.onClose(() => queue.close());
+      ctx.onClose(`queue ${queue.name}`, () => queue.close());
     }
 
     const rollup = wants.worker && ch ? startWorkerRole(ctx, ch) : undefined;
@@ -150,6 +152,7 @@ export async function startPipeline(config: Config, log: Logger, options: Pipeli
     });
     // Before the routes: the limits attach to matching routes as they are registered.
     ctx.onClose(
+      'rate limits',
       await installRateLimits(http, {
         keyRing: ctx.keyRing,
         redis,
@@ -169,7 +172,7 @@ export async function startPipeline(config: Config, log: Logger, options: Pipeli
 
     await http.listen({ host: config.HOST, port: config.PORT });
     // Stopping HTTP first refuses new requests and lets those in progress answer.
-    ctx.onClose(() => http.close());
+    ctx.onClose('http', () => http.close());
     const address = http.server.address();
     const port = typeof address === 'object' && address ? address.port : config.PORT;
     const url = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;

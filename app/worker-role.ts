@@ -59,8 +59,9 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
     }
   });
   batchWorker.on('error', (err) => log.error({ err }, 'batch worker error'));
-  // On close the worker takes no new job and finishes those it holds.
-  ctx.onClose(() => batchWorker.close());
+  // On close the worker takes no new job and finishes those it holds; past the shutdown
+  // bound it is forced (a job it left is redelivered, and its insert is idempotent).
+  ctx.onClose('batch worker', () => batchWorker.close(), () => batchWorker.close(true));
 
   const rollup = new RollupScheduler({
     ch,
@@ -84,11 +85,11 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
     },
   });
   rollup.start();
-  ctx.onClose(() => rollup.stop());
+  ctx.onClose('rollup', () => rollup.stop());
 
   const closer = new PeriodCloser({ ch, redis, keys, log, replicaBarrier: Boolean(config.CLICKHOUSE_URL), graceMs: config.PERIOD_GRACE_HOURS * 3_600_000, intervalMs: config.PERIOD_CLOSE_INTERVAL_MS });
   closer.start();
-  ctx.onClose(() => closer.stop());
+  ctx.onClose('period closer', () => closer.stop());
 
   const erase = createErasureProcessor({ ch, redis, keys, batchQueue: ctx.batchQueue, log, fingerprintMonths: config.AUDIT_RETENTION_MONTHS });
   const erasureWorker = new Worker<ErasureJob>(QUEUE_NAMES.erasure, (job: Job<ErasureJob>) => erase(job), {
@@ -97,14 +98,14 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
     lockDuration: 10 * 60_000,
   });
   erasureWorker.on('failed', (job, err) => log.error({ requestId: job?.id, err: err.message }, 'erasure attempt failed'));
-  ctx.onClose(() => erasureWorker.close());
+  ctx.onClose('erasure worker', () => erasureWorker.close(), () => erasureWorker.close(true));
 
   const sweep = new RetentionSweep({ ch, redis, keys, erasureQueue: ctx.erasureQueue, log, intervalMs: config.RETENTION_INTERVAL_MS });
   sweep.start();
-  ctx.onClose(() => sweep.stop());
+  ctx.onClose('retention sweep', () => sweep.stop());
 
   const reconciler = new InflightReconciler({ redis, keys, queue: ctx.batchQueue, log, passMs: config.INFLIGHT_RECONCILE_MS });
   reconciler.start();
-  ctx.onClose(() => reconciler.stop());
+  ctx.onClose('in-flight reconciler', () => reconciler.stop());
   return rollup;
 }
