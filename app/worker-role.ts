@@ -30,6 +30,10 @@ export function startWorkerRole(ctx: RoleContext, ch: ClickHouseClient): RollupS
       metrics.rowsQuarantined.inc(rows);
       log.error({ batchId, rows, reason }, 'the engine refused rows of an acknowledged batch: they are quarantined (usage-meter quarantine list); the rest of the batch is written');
     },
+    onRewritten: (batchId, missingRows) => {
+      metrics.batchesRewritten.inc();
+      log.warn({ batchId, missingRows }, 'a redelivered batch was short after its insert (the engine had kept its deduplication token from a crashed insert): written again');
+    },
     onInsert: () => {
       metrics.rawInserts.inc();
       rollup.kick();

@@ -57,6 +57,11 @@ export function createMetrics() {
     deadLetters: new Gauge({ name: 'um_dead_letter_batches', help: 'Batch jobs that ran out of attempts and wait for a replay (usage-meter dead-letters)', registers: [registry] }),
     quarantinedRows: new Gauge({ name: 'um_quarantined_rows', help: 'Acknowledged rows the engine refused for good, waiting in the quarantine (usage-meter quarantine)', registers: [registry] }),
     rowsQuarantined: new Counter({ name: 'um_rows_quarantined_total', help: 'Rows put into the quarantine since start', registers: [registry] }),
+    batchesRewritten: new Counter({
+      name: 'um_batches_rewritten_total',
+      help: "Redelivered batches found short after their insert and written again: the engine's deduplication log held their token without their rows (workers/redelivery-check.ts)",
+      registers: [registry],
+    }),
     inflightBatches: new Gauge({ name: 'um_inflight_batches', help: 'Acknowledged batches not yet in ClickHouse', registers: [registry] }),
     otlpDataPoints: new Counter({
       name: 'um_otlp_data_points_total',

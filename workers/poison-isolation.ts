@@ -9,7 +9,9 @@
  * search (any other error) abandons it: the job is retried, nothing was lost, and every
  * insert made so far carries a deterministic deduplication token, so the retry's search
  * makes the same inserts and the engine drops the repeats (billing.counted_samples would
- * count each sample once anyway).
+ * count each sample once anyway). A repeat the engine drops although its rows never landed
+ * (a crash mid-insert) is caught by the batch writer's count on redelivery
+ * (redelivery-check.ts).
  */
 import type { ClickHouseSettings } from '@clickhouse/client';
 import { engineErrorType, isDataRefusal } from '../lib/engine-errors.js';
