@@ -54,6 +54,8 @@ describe('fault 1: worker process SIGKILLed mid-job, repeatedly', () => {
       // passes 5 s apart bound that wait (default: a minute).
       INFLIGHT_RECONCILE_MS: '5000',
     });
+    // A redelivered batch the engine had dropped as a false repeat (workers/redelivery-check.ts).
+    const rewrites = proc.watch('a redelivered batch was short after its insert');
     let lifeStart = Date.now(); // the previous process is dead before this is taken
     await proc.start();
 
@@ -117,7 +119,7 @@ describe('fault 1: worker process SIGKILLed mid-job, repeatedly', () => {
       distinctAcknowledged: billed.distinctAcknowledged,
       billed: billed.billed,
       accounts: totals.accounts,
-      faults: `${KILLS} SIGKILLs (${midJob} mid-job, ${orphanedJobs} jobs orphaned and redelivered), ${producer.stats.refused} producer attempts refused while down and ${producer.stats.noAnswer} cut off mid-request, all retried`,
+      faults: `${KILLS} SIGKILLs (${midJob} mid-job, ${orphanedJobs} jobs orphaned and redelivered, ${rewrites()} found short after a false duplicate and written again), ${producer.stats.refused} producer attempts refused while down and ${producer.stats.noAnswer} cut off mid-request, all retried`,
       seconds: (Date.now() - started) / 1000,
     });
   }, 170_000);

@@ -22,6 +22,8 @@ function exitOf(child: ChildProcess): Promise<number | string | null> {
 export class PipelineProcess {
   private child: ChildProcess | undefined;
   private log = '';
+  private partialLine = '';
+  private readonly watched = new Map<string, number>();
   starts = 0;
 
   /** `env` must set PORT: readiness is polled at http://127.0.0.1:PORT/readyz. */
@@ -37,6 +39,12 @@ export class PipelineProcess {
     return Number(this.env.PORT);
   }
 
+  /** Counts, from now on and across restarts, the printed lines that contain `text`. */
+  watch(text: string): () => number {
+    this.watched.set(text, this.watched.get(text) ?? 0);
+    return () => this.watched.get(text) ?? 0;
+  }
+
   /** The last 20 kB of everything the processes printed, for a failing test's message. */
   get output(): string {
     return this.log.slice(-20_000);
@@ -48,6 +56,10 @@ export class PipelineProcess {
     this.starts++;
     const take = (d: Buffer) => {
       this.log = (this.log + d).slice(-100_000);
+      if (this.watched.size === 0) return;
+      const lines = (this.partialLine + d).split('\n');
+      this.partialLine = lines.pop()!.slice(-100_000);
+      for (const line of lines) for (const [text, n] of this.watched) if (line.includes(text)) this.watched.set(text, n + 1);
     };
     child.stdout!.on('data', take);
     child.stderr!.on('data', take);
