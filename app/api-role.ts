@@ -9,11 +9,16 @@ import { registerQueryRoutes } from '../queries/routes.js';
 import { analyticsCredentials } from '../schemas/config.js';
 import type { RoleContext } from './context.js';
 
-export function registerApiRole(http: FastifyInstance, ctx: RoleContext, ch: ClickHouseClient): void {
+/**
+ * `reads`: the API's own engine session (every route's queries); `writes`: the pipeline's,
+ * for the audit trail's inserts (app/pipeline.ts says why reads have a session apart).
+ */
+export function registerApiRole(http: FastifyInstance, ctx: RoleContext, sessions: { reads: ClickHouseClient; writes: ClickHouseClient }): void {
   const { config, keyRing: keys } = ctx;
   const redis = ctx.redis.client;
+  const ch = sessions.reads;
 
-  const audit = new AuditRecorder(ch, ctx.log);
+  const audit = new AuditRecorder(sessions.writes, ctx.log);
   audit.register(http);
   audit.start();
   ctx.onClose('audit log', () => audit.stop()); // registered before HTTP's stop: the last calls are written too

@@ -87,6 +87,7 @@ export async function startPipeline(config: Config, log: Logger, options: Pipeli
 
   try {
     let ch: ClickHouseClient | undefined;
+    let readCh: ClickHouseClient | undefined;
     if (wants.worker || wants.api) {
       const client = createClickHouse(config);
       ch = client;
@@ -95,6 +96,16 @@ export async function startPipeline(config: Config, log: Logger, options: Pipeli
       const applied = await migrateUnderLock(client, redis.client, keys.migrationLock, log);
       const ttlChanged = await applyRetention(client, config.RAW_RETENTION_DAYS, config.AUDIT_RETENTION_MONTHS);
       log.info({ clickhouse: describeClickHouse(config), applied, ttlChanged }, 'ClickHouse ready');
+    }
+    if (wants.api) {
+      // The API reads on a session of its own. An embedded session runs one statement at a
+      // time, so on the pipeline's session a usage read waited behind the batch writer's
+      // inserts and every statement of a fold round; a second session on the same data runs
+      // beside it (test/engine-sessions.integration.test.ts). On a server: a connection pool
+      // of its own, so reads never queue behind inserts for a socket.
+      const reads = createClickHouse(config);
+      readCh = reads;
+      shutdown.add('clickhouse reads', () => reads.close());
     }
 
     const bull = { connection: redis.options, prefix: keys.bullPrefix, attempts: config.JOB_ATTEMPTS };
@@ -163,11 +174,12 @@ export async function startPipeline(config: Config, log: Logger, options: Pipeli
       }),
     );
     if (wants.ingest) collector = await registerIngestRole(http, ctx, targets);
-    if (wants.api && ch) registerApiRole(http, ctx, ch);
+    if (wants.api && ch && readCh) registerApiRole(http, ctx, { reads: readCh, writes: ch });
     if (upstream) await registerUpstreamProxy(http, upstream);
     else {
       const others = options.ingestProcessesMetrics;
-      registerStatusRoute(http, { ctx, ...(ch ? { ch } : {}), collector: () => collector, ...(others ? { otherIngestCounts: () => ingestCounts(others) } : {}) });
+      const statusCh = readCh ?? ch;
+      registerStatusRoute(http, { ctx, ...(statusCh ? { ch: statusCh } : {}), collector: () => collector, ...(others ? { otherIngestCounts: () => ingestCounts(others) } : {}) });
     }
 
     await http.listen({ host: config.HOST, port: config.PORT });
