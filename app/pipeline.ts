@@ -89,7 +89,8 @@ export async function startPipeline(config: Config, log: Logger, options: Pipeli
     let ch: ClickHouseClient | undefined;
     let readCh: ClickHouseClient | undefined;
     if (wants.worker || wants.api) {
-      const client = createClickHouse(config);
+      // The pipeline's statements carry only numbers: off chdb's lock for bound parameters.
+      const client = createClickHouse(config, { inlineIntegerParams: true });
       ch = client;
       shutdown.add('clickhouse', () => client.close());
       // One process migrates at a time; the others wait for it (lib/migrate.ts).

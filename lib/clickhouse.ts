@@ -9,6 +9,7 @@ import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@c
 import { createChdbConnection } from 'chdb/connection';
 import type { z } from 'zod';
 import type { Config } from '../schemas/config.js';
+import { inlineIntegerParams } from './inline-integer-params.js';
 
 export type { ClickHouseClient };
 type ChdbAsClientConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
@@ -23,7 +24,17 @@ const SESSION_SETTINGS: ClickHouseSettings = {
   session_timezone: 'UTC',
 };
 
-export function createClickHouse(config: Pick<Config, 'CLICKHOUSE_URL' | 'CLICKHOUSE_USER' | 'CLICKHOUSE_PASSWORD' | 'DATA_DIR'>): ClickHouseClient {
+export interface ClickHouseOptions {
+  /**
+   * Embedded only: statements whose parameters are all integers run with them written as
+   * typed literals, off chdb's process-wide lock for parameterized statements
+   * (lib/inline-integer-params.ts). For the pipeline's own session, whose statements
+   * carry only numbers; the API's session keeps binding every parameter.
+   */
+  inlineIntegerParams?: boolean;
+}
+
+export function createClickHouse(config: Pick<Config, 'CLICKHOUSE_URL' | 'CLICKHOUSE_USER' | 'CLICKHOUSE_PASSWORD' | 'DATA_DIR'>, options: ClickHouseOptions = {}): ClickHouseClient {
   if (config.CLICKHOUSE_URL) {
     return createClient({
       url: config.CLICKHOUSE_URL,
@@ -36,6 +47,7 @@ export function createClickHouse(config: Pick<Config, 'CLICKHOUSE_URL' | 'CLICKH
   const dir = path.join(config.DATA_DIR, 'clickhouse');
   mkdirSync(dir, { recursive: true });
   const connection = createChdbConnection({ path: dir });
+  if (options.inlineIntegerParams) inlineIntegerParamsOn(connection);
   const client = createClient({
     // chdb implements the client's Connection contract against its own pinned copy of
     // @clickhouse/client-common; the shapes are the same, the declarations are two copies.
@@ -45,6 +57,19 @@ export function createClickHouse(config: Pick<Config, 'CLICKHOUSE_URL' | 'CLICKH
   const native = (connection as unknown as { chdb?: { rawInsert?: NativeInsert } }).chdb;
   if (typeof native?.rawInsert === 'function') Object.defineProperty(client, NATIVE_INSERT, { value: native.rawInsert.bind(native), configurable: true });
   return client;
+}
+
+/** Routes the connection's statements with only integer parameters to chdb's plain path. */
+function inlineIntegerParamsOn(connection: object): void {
+  const target = connection as Record<'query' | 'exec' | 'command', (p: { query: string; query_params?: Record<string, unknown> }) => Promise<unknown>>;
+  for (const method of ['query', 'exec', 'command'] as const) {
+    const original = target[method].bind(connection);
+    target[method] = (params) => {
+      const bound = params.query_params;
+      const inlined = bound && Object.keys(bound).length > 0 ? inlineIntegerParams(params.query, bound) : undefined;
+      return original(inlined === undefined ? params : { ...params, query: inlined, query_params: {} });
+    };
+  }
 }
 
 /** chdb's own insert of a text payload on the connection's session (chdb/index.d.ts RawInsertParams). */

@@ -1,7 +1,10 @@
 /**
  * Why the API reads on an engine session of its own (app/pipeline.ts): an embedded session
- * runs one statement at a time, and a second session on the same data runs beside it. The
- * assertions are about order, not speed: which statement finished first.
+ * runs one statement at a time, and a second session on the same data runs beside it,
+ * except that chdb runs every statement with bound parameters under one process-wide lock;
+ * so the pipeline's session writes its integer parameters as literals
+ * (lib/inline-integer-params.ts). The assertions are about order, not speed: which
+ * statement finished first.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClickHouse, queryRows, type ClickHouseClient } from '../lib/clickhouse.js';
@@ -42,11 +45,24 @@ describe('engine sessions', () => {
     expect(await race(() => queryRows(p.ch!, SLOW), () => queryRows(second, 'SELECT 1'))).toEqual(['fast', 'slow']);
   });
 
+  it('runs statements with bound parameters one at a time across sessions, and literals beside them', async () => {
+    const plain = createClickHouse(p.config);
+    try {
+      const boundSlow = () => queryRows(plain, 'SELECT sleep({s:Float64}) AS slept', { s: 2 });
+      expect(await race(boundSlow, () => queryRows(second, 'SELECT {x:UInt8} AS x', { x: 1 }))).toEqual(['slow', 'fast']);
+      // The pipeline's session writes integers as literals: off the lock.
+      const inlinedSlow = () => queryRows(p.ch!, 'SELECT sleep({s:UInt8}) AS slept', { s: 2 });
+      expect(await race(inlinedSlow, () => queryRows(second, 'SELECT {x:UInt8} AS x', { x: 1 }))).toEqual(['fast', 'slow']);
+    } finally {
+      await plain.close();
+    }
+  });
+
   it('answers the usage API while the pipeline’s own session is busy', async () => {
     const now = Math.floor(Date.now() / HOUR) * HOUR + HOUR;
     let usage: { status: number; body: any } | undefined;
     const order = await race(
-      () => queryRows(p.ch!, SLOW),
+      () => queryRows(p.ch!, 'SELECT sleep({s:UInt8}) AS slept', { s: 2 }),
       async () => (usage = await p.get(`/v1/accounts/acct-sessions/usage?from=${now - 3 * HOUR}&to=${now}`)),
     );
     expect(order).toEqual(['fast', 'slow']);
