@@ -67,7 +67,7 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
     e2eWhy =
       `${fmt(serverCores, 2)} of ${r.machine.cores} cores busy in the server at ${fmt(e2e.serverCpuUsPerSample.median, 1)} CPU-µs/sample ` +
       `(${parts(e2e.serverCpuUsPerSampleByPart)}) against ${fmt(insertUs, 1)} for the engine alone to insert a row; ` +
-      `inserts averaged ${fmt(e2e.rowsPerInsert.median)} rows (coalesced batches); rollup rounds were in progress ${fmt(rollupShare * 100)} % of the run, their statements queued with the inserts in the single chdb session ` +
+      `inserts averaged ${fmt(e2e.rowsPerInsert.median)} rows (coalesced batches); rollup rounds were in progress ${fmt(rollupShare * 100)} % of the run, their statements queued with the inserts in the pipeline's engine session (one statement at a time) ` +
       `(${fmt(e2e.foldRounds.median)} fold rounds of ${fmt(e2e.foldRoundMs.median)} ms on average, ${fmt(e2e.rollupHours.median)} whole-hour recomputations)`;
     b.push(`Throughput: ${e2eWhy}.`);
     const cores = r.machine.cores;
@@ -169,7 +169,7 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
         status: verdict(l.freshnessP99Ms.median <= 1000 && l.freshnessNotVisible.median === 0),
         bottleneck: l.freshnessP99Ms.median <= 1000 ? '' :
           `a sample is visible once its batch is written and the next rollup round (every ROLLUP_INTERVAL_MS) folds it in: fold rounds took ` +
-          `${fmt(l.foldRoundMs.median)} ms on average, ${fmt(l.rollupHours.median)} whole-hour recomputations; all of it queues with inserts and reads in the single chdb session; ` +
+          `${fmt(l.foldRoundMs.median)} ms on average, ${fmt(l.rollupHours.median)} whole-hour recomputations; the fold's statements queue with the batch writer's inserts in the pipeline's engine session (one statement at a time); ` +
           `usage API p99 under this load ${fmt(l.usageApiP99Ms.median)} ms`,
       });
     }
@@ -183,7 +183,9 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
       measured: `p99 ${fmtSpread(l.usageApiP99Ms, 1, ' ms')}, p50 ${fmt(l.usageApiP50Ms.median, 1)} ms`,
       status: verdict(l.usageApiP99Ms.median <= 20),
       bottleneck: l.usageApiP99Ms.median <= 20 ? '' :
-        `the route's queries wait in the single chdb session behind the batch writer's inserts and the fold rounds (${fmt(l.foldRoundMs.median)} ms on average); ` +
+        `the API reads on an engine session of its own, no longer queued behind the batch writer's inserts and the fold rounds (${fmt(l.foldRoundMs.median)} ms on average), ` +
+        `and the pipeline's integer parameters are literals, off chdb's process-wide lock for bound parameters; what remains was not isolated further: ` +
+        `the 2 cores are shared with ingest, inserts, fold rounds and merges (server ${fmt(l.serverAvgCoresBusy.median, 2)} cores busy); ` +
         `on an idle pipeline the same route answers in ${r.history?.scales.at(-1) ? `${fmt(r.history.scales.at(-1)!.accountQueryMs.p99, 1)} ms p99 at ${millions(r.history.scales.at(-1)!.storedSamples)} samples (stage 5)` : 'a few ms'}`,
     });
   }
@@ -201,7 +203,7 @@ export function analyse(r: BenchResults): { targets: TargetCheck[]; bottlenecks:
       status: at100m ? verdict(top.accountQueryMs.p99 <= 20) : 'NOT MEASURED',
       bottleneck:
         hist.map((h) => `${millions(h.storedSamples)}: p50 ${fmt(h.accountQueryMs.p50, 1)} / p99 ${fmt(h.accountQueryMs.p99, 1)} ms`).join(', ') +
-        `: nearly flat, so the cost is per request (the route's queries run one at a time in the single chdb session, each with the engine's fixed query overhead, ` +
+        `: nearly flat, so the cost is per request (the route's queries run one after another, each with the engine's fixed query overhead, ` +
         `usage through FINAL), not per stored sample`,
     });
     if (hist.length > 1) {
