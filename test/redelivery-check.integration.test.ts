@@ -11,14 +11,10 @@
  * whose rows are all there writes nothing twice; the same holds for a batch written around
  * a row the engine refuses.
  */
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { claimSequence } from '../domain/ledger.js';
-import { toBatchJob } from '../ingest/accept.js';
 import { queryRows } from '../lib/clickhouse.js';
-import { parseSample, type NormalizedSample } from '../schemas/sample.js';
-import type { BatchJob } from '../schemas/queues.js';
 import { createBatchWriter } from '../workers/batch-writer.js';
+import { batchJobOf } from './support/batch-job.js';
 import { expectedTotals, type SentSample } from './support/oracle.js';
 import { startTestPipeline, type TestPipeline } from './support/pipeline.js';
 
@@ -51,17 +47,7 @@ describe('a redelivered batch after a crash mid-insert', () => {
   });
 
   /** A batch job as ingest makes it, not queued: the test plays the worker. */
-  async function jobOf(samples: SentSample[]): Promise<BatchJob> {
-    const normalized = samples.map((s) => {
-      const r = parseSample(s, Date.now());
-      if (!r.ok) throw new Error(`test sample invalid: ${JSON.stringify(r.errors)}`);
-      return r.sample;
-    }) as NormalizedSample[];
-    const batchId = randomUUID();
-    const hours = normalized.map((s) => Math.floor((s.ts_ms - 1) / HOUR) * 3600);
-    const seq = await claimSequence(p.redis.client, p.redisKeys, batchId, Math.min(...hours));
-    return toBatchJob(batchId, seq, Date.now(), normalized);
-  }
+  const jobOf = (samples: SentSample[]) => batchJobOf(p, samples);
 
   const rawRows = async (batchSeq: number) =>
     Number((await queryRows<{ n: string }>(p.ch!, 'SELECT count() AS n FROM billing.samples_raw WHERE batch_seq = {s:UInt64}', { s: batchSeq }))[0]!.n);

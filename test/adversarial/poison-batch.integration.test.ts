@@ -15,11 +15,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toBatchJob } from '../../ingest/accept.js';
-import { claimSequence } from '../../domain/ledger.js';
 import { exportDigest } from '../../domain/period-export.js';
 import { encodeRawRow, decodeRawRow } from '../../schemas/raw-row.js';
-import { parseSample, type NormalizedSample } from '../../schemas/sample.js';
+import { batchJobOf } from '../support/batch-job.js';
 import { expectedTotals, type SentSample } from '../support/oracle.js';
 import { KEYS, startTestPipeline, type TestPipeline } from '../support/pipeline.js';
 
@@ -44,16 +42,8 @@ describe('a poison batch is isolated', () => {
 
   /** Puts a batch on the queue as ingest would, but with rows the engine refuses. */
   async function enqueuePoison(good: SentSample[], poison: { sample: SentSample; corrupt: (encodedRow: string) => string }[]): Promise<string> {
-    const all = [...good, ...poison.map((x) => x.sample)];
-    const normalized = all.map((s) => {
-      const r = parseSample(s, Date.now());
-      if (!r.ok) throw new Error(`test sample invalid: ${JSON.stringify(r.errors)}`);
-      return r.sample;
-    }) as NormalizedSample[];
-    const batchId = randomUUID();
-    const hours = normalized.map((s) => Math.floor((s.ts_ms - 1) / 3_600_000) * 3600);
-    const seq = await claimSequence(p.redis.client, p.redisKeys, batchId, Math.min(...hours));
-    const job = toBatchJob(batchId, seq, Date.now(), normalized);
+    const job = await batchJobOf(p, [...good, ...poison.map((x) => x.sample)]);
+    const batchId = job.batchId;
     const lines = job.rows.split('\n').filter(Boolean);
     for (let i = 0; i < poison.length; i++) lines[good.length + i] = poison[i]!.corrupt(lines[good.length + i]!);
     await p.queue!.add('batch', { ...job, rows: lines.join('\n') + '\n' }, { jobId: batchId });
