@@ -30,7 +30,9 @@ Measures, on this machine and in one run (each figure over several rounds):
                      generator process: first POST → complete (idle); ratio to 1
   3 ingest latency   p50/p99 of the 202 at half the measured end-to-end maximum
   4 freshness        p50/p99 from 202 to visible in the usage API at that load
-  5 billing queries  account 30-day usage and full-period export at each --scales size
+  5 billing queries  account 30-day usage and full-period export at each --scales size;
+                     5b: on the largest, account usage while ingest runs at half load
+                     (with the e2e stage or --rate)
   6 memory           peak RSS of each process under load
   7 cost per sample  CPU-µs per stage (microbenchmarks, /proc per-thread CPU)
 
@@ -175,8 +177,10 @@ try {
     const e2e = await runE2e({ spec: e2eSpec, rounds, concurrency, ingestProcesses, runId, workDir, keepData: v['keep-data'], maxServerRssMB, log });
     results.e2e = { ...e2e, e2eHours: e2eSpec.hours };
   }
+  // Half the measured maximum (or --rate): stages 3-4, and 5b on the largest store.
+  const halfLoad = v.rate ? num('rate', v.rate, 1) : (results.e2e?.samplesPerS.median ?? Number.NaN) / 2;
   if (stages.has('latency')) {
-    const rate = v.rate ? num('rate', v.rate, 1) : (results.e2e?.samplesPerS.median ?? Number.NaN) / 2;
+    const rate = halfLoad;
     if (!Number.isFinite(rate)) throw new Error('the latency stage needs --rate or the e2e stage');
     results.latency = {};
     for (const workload of workloads) {
@@ -194,6 +198,7 @@ try {
       prefix: `umbench-${runId}-history`, scales, rollup: historyRollup, sampleHours: num('sample-hours', v['sample-hours'], 0),
       accountQueries: num('account-queries', v['account-queries'], 1), exportQueries: num('export-queries', v['export-queries'], 1),
       workDir, keepData: v['keep-data'], log,
+      ...(Number.isFinite(halfLoad) ? { underLoad: { ratePerS: halfLoad, seconds: latencySeconds, runId, maxServerRssMB } } : {}),
     });
   }
 } finally {

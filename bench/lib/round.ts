@@ -14,6 +14,7 @@ import { isComplete, isIdle } from '../../domain/ledger.js';
 import { redisKeys } from '../../schemas/queues.js';
 import type { LoadgenResult } from '../stages/loadgen.js';
 import { runStage } from './child.js';
+import { startAccountProbe, type AccountProbeOptions, type AccountProbeResult } from './account-probe.js';
 import { startFreshnessProbe, type FreshnessResult } from './freshness.js';
 import { diffThreadCpu, groupThreads, memStatus, processCpuMs, ProcessWatch, threadCpuMs } from './proc.js';
 import { beforeRound, type QuietCheck } from './quiet.js';
@@ -44,6 +45,12 @@ export interface RoundOptions {
   prefill?: { ratePerS: number; minutes: number; loadSeconds: number };
   /** Producers post to this many separate `--role ingest` processes (0: the product's own port). */
   ingestProcesses?: number;
+  /** Run on this existing data directory (stage 5b: the stored history) and keep it. */
+  dataDir?: string;
+  /** Settings for the product beside the bench's own. */
+  env?: Record<string, string>;
+  /** While the load runs, ask these stored accounts' usage back to back (stage 5b). */
+  accountProbe?: Omit<AccountProbeOptions, 'url' | 'billingKey'>;
   log: (s: string) => void;
 }
 
@@ -80,6 +87,7 @@ export interface RoundResult {
   /** The product's own /metrics at the end of the round (whole run, start included). */
   product: ProductMetrics;
   freshness?: FreshnessResult;
+  accountProbe?: AccountProbeResult;
   prefill?: PrefillResult & { hourStartMs: number };
 }
 
@@ -127,7 +135,7 @@ async function scrapeMetrics(url: string): Promise<ProductMetrics> {
 
 export async function runRound(o: RoundOptions): Promise<RoundResult> {
   const prefix = `umbench-${o.runId}-${o.name}`;
-  const dataDir = path.join(o.workDir, prefix);
+  const dataDir = o.dataDir ?? path.join(o.workDir, prefix);
   const prefilled = o.prefill ? await prefillHour(dataDir, o.prefill, o.log) : undefined;
   if (prefilled) {
     // As if the product had accepted and folded the prefilled rows itself: its batches
@@ -139,7 +147,7 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
   }
   const redisPid = await localRedisPid();
   const quiet = await beforeRound(o.log, redisPid ? [redisPid] : []);
-  const server = await startProduct({ dataDir, prefix, ingestProcesses: o.ingestProcesses ?? 0 });
+  const server = await startProduct({ dataDir, prefix, ingestProcesses: o.ingestProcesses ?? 0, ...(o.env ? { env: o.env } : {}) });
   const ingestPids = server.ingest.map((p) => p.pid);
   // Where producers post: the separate ingest process when there is one.
   const ingestUrl = server.ingest[0]?.url ?? server.url;
@@ -188,6 +196,7 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
     let cpu0 = 0;
     let ingestCpu0: number[] = [];
     let probe: ReturnType<typeof startFreshnessProbe> | undefined;
+    let accountProbe: ReturnType<typeof startAccountProbe> | undefined;
     const spec = typeof o.spec === 'function' ? o.spec() : o.spec;
     const args = ['--url', ingestUrl, '--key', server.keys.producer, '--spec', JSON.stringify(spec), '--mode', o.mode, '--concurrency', String(o.concurrency)];
     if (o.rate) args.push('--rate', String(Math.round(o.rate)));
@@ -208,11 +217,13 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
               account: `zz-marker-${prefix}`, everyMs: 200, pollPauseMs: 20,
             });
           }
+          if (o.accountProbe) accountProbe = startAccountProbe({ url: server.url, billingKey: server.keys.billing, ...o.accountProbe });
           o.log(`  ${o.name}: load started`);
         }
       },
     });
     const loadgen = await lg.result;
+    const accountProbeResult = await accountProbe?.stop(); // the load's span only
     o.log(`  ${o.name}: load sent in ${loadgen.sendSeconds.toFixed(1)} s, waiting for complete…`);
     const freshnessP = probe?.stop(o.probeGraceMs ?? 60_000, gone);
 
@@ -282,6 +293,7 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
       product,
     };
     if (freshness) result.freshness = freshness;
+    if (accountProbeResult) result.accountProbe = accountProbeResult;
     if (prefilled) result.prefill = prefilled;
     if (aborted) result.aborted = aborted;
     return result;
@@ -290,7 +302,7 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
     redis.disconnect();
     await server.stop().catch(() => undefined);
     await deleteRedisKeys(prefix).catch((err: unknown) => o.log(`  could not delete Redis keys ${prefix}:*: ${String(err)}`));
-    if (!o.keepData) rmSync(dataDir, { recursive: true, force: true });
+    if (!o.keepData && !o.dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
