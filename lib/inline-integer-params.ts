@@ -19,11 +19,6 @@
 const SCALAR = /^(?:U?Int(?:8|16|32|64)|DateTime(?:\('UTC'\))?)$/;
 const PLACEHOLDER = /\{(\w+):([^{}]+)\}/g;
 
-export interface Statement {
-  query: string;
-  query_params?: Record<string, unknown> | undefined;
-}
-
 /** The statement with its integer parameters inlined, or undefined when it must keep the bind path. */
 export function inlineIntegerParams(query: string, params: Record<string, unknown>): string | undefined {
   let refused = false;
