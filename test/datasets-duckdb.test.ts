@@ -11,6 +11,7 @@
  *   (split=train, split=validation) are exactly the rows of the full export with that
  *   split, with every train hour before validation_from and every validation hour after.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
@@ -160,6 +161,29 @@ describe('datasets read by DuckDB', () => {
         }
       }
     }
+  });
+
+  it("runs docs/datasets.md's pandas CSV block: counts, split, zoned hours and exact totals as the card and the file say", async () => {
+    const doc = readFileSync(new URL('../docs/datasets.md', import.meta.url), 'utf8');
+    const block = [...doc.matchAll(/```python\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes('read_csv'));
+    expect(block, 'docs/datasets.md has a pandas block reading the CSV').toBeDefined();
+    const csvFile = await fetchTo('fleet-demand', 'csv', {});
+    const script = block!.replace('"fleet-demand.csv"', JSON.stringify(csvFile.slice(1, -1).replaceAll("''", "'"))) +
+      `\nimport json\nprint(json.dumps({"rows": len(csv), "train": len(train), "validation": len(validation), "hour": str(csv.hour.dtype), "total_base": [str(t) for t in csv.total_base]}))\n`;
+    // Debian's python3, where apt installs python3-pandas (another python3 may come first on PATH).
+    const py = spawnSync('/usr/bin/python3', ['-'], { input: script, encoding: 'utf8' });
+    expect(py.error?.message ?? '', 'run /usr/bin/python3 (apt-get install python3-pandas)').toBe('');
+    expect(py.status, py.stderr).toBe(0);
+    const got = JSON.parse(py.stdout) as { rows: number; train: number; validation: number; hour: string; total_base: string[] };
+    const card = JSON.parse(
+      (await download(`/v1/analytics/datasets/fleet-demand/card?${new URLSearchParams({ from: iso(FROM), to: iso(END), validation_from: iso(VALIDATION_FROM) })}`)).toString('utf8'),
+    ) as { rows: number; split: { train: { rows: number }; validation: { rows: number } } };
+    expect({ rows: got.rows, train: got.train, validation: got.validation }).toEqual({ rows: card.rows, train: card.split.train.rows, validation: card.split.validation.rows });
+    expect(got.hour).toBe('datetime64[ns, UTC]');
+    // The totals as the file writes them, character for character (no float on the way).
+    const inFile = (await rows(`SELECT total_base FROM read_csv(${csvFile}, header = true, all_varchar = true)`)).map((r) => String(r.total_base));
+    expect(got.total_base).toEqual(inFile);
+    expect(inFile.some((t) => /\.\d*[1-9]/.test(t)), 'some total has decimals').toBe(true);
   });
 
   it("runs docs/datasets.md's SQL: Parquet and CSV give the same answer", async () => {
