@@ -15,6 +15,7 @@ import type { ApiErrorBody } from '../lib/http-errors.js';
 import { ROUTE_CATALOGUE, type RouteDoc } from './api-contract/index.js';
 import type { MediaDoc, ResponseDoc } from './api-contract/types.js';
 import { errorResponse, retryLater } from './api-contract/common.js';
+import { isInFlightBounded } from './api-in-flight.js';
 
 // The error schema describes exactly what lib/http-errors.ts builds: a drift fails to compile.
 const _errorShapePinned: z.ZodType<ApiErrorBody> = apiErrorSchema;
@@ -104,7 +105,9 @@ export function responsesOf(route: RouteDoc): Record<number, ResponseDoc> {
   if (keyed) {
     common[401] = errorResponse('No valid API key: send Authorization: Bearer <key>', ['unauthorized']);
     common[403] = errorResponse(`The key's role may not call this (it needs ${rolesOf(route).join(' or ')})`, ['forbidden']);
-    common[503] = retryLater('Redis is unavailable; nothing was changed', ['redis_unavailable']);
+    common[503] = isInFlightBounded(route.path)
+      ? retryLater('Redis is unavailable, or this process already has API_MAX_IN_FLIGHT billing and privacy requests in progress; nothing was changed', ['redis_unavailable', 'api_busy'])
+      : retryLater('Redis is unavailable; nothing was changed', ['redis_unavailable']);
   }
   if (route.rateLimit) common[429] = retryLater(`Over the per-key ${route.rateLimit} request rate`, ['rate_limited']);
   return { ...common, ...route.responses }; // a route's own answer for a status says more

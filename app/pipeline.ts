@@ -26,6 +26,7 @@ import { migrateUnderLock } from '../lib/migrate.js';
 import { redisKeys, type BatchJob, type RedisKeys } from '../schemas/queues.js';
 import { createBatchQueue, createErasureQueue } from '../workers/queues.js';
 import type { RollupScheduler } from '../workers/rollup.js';
+import { limitApiInFlight } from './api-in-flight.js';
 import { registerApiRole } from './api-role.js';
 import type { RoleContext } from './context.js';
 import { createHttpServer } from './http.js';
@@ -174,6 +175,8 @@ export async function startPipeline(config: Config, log: Logger, options: Pipeli
         log,
       }),
     );
+    // Before the routes, like the rate limits: billing and privacy requests in progress are bounded.
+    if (wants.api) limitApiInFlight(http, config.API_MAX_IN_FLIGHT);
     if (wants.ingest) collector = await registerIngestRole(http, ctx, targets);
     if (wants.api && ch && readCh) registerApiRole(http, ctx, { reads: readCh, writes: ch });
     if (upstream) await registerUpstreamProxy(http, upstream);

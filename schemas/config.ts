@@ -150,6 +150,8 @@ export const configSchema = z.object({
    */
   INGEST_REQUESTS_PER_S: int(0, 1_000_000).default(500),
   ANALYTICS_REQUESTS_PER_MIN: int(0, 1_000_000).default(300),
+  /** Billing and privacy requests in progress at once in one process (app/api-in-flight.ts); beyond it 503 + Retry-After. */
+  API_MAX_IN_FLIGHT: int(1, 100_000).default(64),
   /** Producer sequence tracking (X-Producer-Id/-Seq): producers remembered at most… */
   PRODUCER_MAX_TRACKED: int(1, 1_000_000).default(10_000),
   /** …missing-number ranges remembered per producer (beyond it only their count)… */
